@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""End-to-end tests: real ansible-playbook runs against localhost (live kernel or fixture trees).
+
+``run_playbook`` writes a playbook (YAML text or a path), runs it with the json stdout callback
+and returns the parsed result, so tests assert on what each task returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from collection_tree import collections_root, corpus_dir as _corpus_dir, REPO_ROOT  # noqa: E402
+
+FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
+
+
+class PlaybookRun(object):
+    def __init__(self, proc, data):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.data = data
+
+    def task_results(self, name, host="localhost"):
+        """The result dict of every run of the task called ``name`` on ``host``."""
+        found = []
+        for play in self.data.get("plays", []):
+            for task in play.get("tasks", []):
+                if task["task"]["name"] == name and host in task["hosts"]:
+                    found.append(task["hosts"][host])
+        return found
+
+    def task_result(self, name, host="localhost"):
+        found = self.task_results(name, host)
+        assert found, "task %r did not run on %s; output:\n%s\n%s" % (name, host, self.stdout[-4000:], self.stderr[-4000:])
+        return found[-1]
+
+    @property
+    def stats(self):
+        return self.data.get("stats", {})
+
+
+def ansible_env(extra=None):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": collections_root(),
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_RETRY_FILES_ENABLED": "false",
+        "ANSIBLE_NOCOLOR": "1",
+    })
+    env.update(extra or {})
+    return env
+
+
+def _bin(name):
+    candidate = os.path.join(os.path.dirname(sys.executable), name)
+    return candidate if os.path.exists(candidate) else name
+
+
+@pytest.fixture
+def run_playbook(tmp_path):
+    """run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=None, args=(), env=None)."""
+
+    def _run(playbook, extra_vars=None, check=False, diff=False, inventory=None, args=(), env=None, timeout=900):
+        if "\n" in playbook:
+            path = tmp_path / "playbook.yml"
+            path.write_text(playbook)
+            playbook = str(path)
+        cmd = [_bin("ansible-playbook"), playbook]
+        if inventory is None:
+            cmd += ["-i", "localhost,", "-c", "local"]
+        else:
+            cmd += ["-i", inventory]
+        if extra_vars:
+            cmd += ["-e", json.dumps(extra_vars)]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        cmd += list(args)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout)
+        try:
+            data = json.loads(proc.stdout[proc.stdout.index("{"):]) if "{" in proc.stdout else {}
+        except ValueError:
+            data = {}
+        return PlaybookRun(proc, data)
+
+    return _run
+
+
+@pytest.fixture
+def corpus():
+    path = _corpus_dir()
+    if path is None:
+        pytest.skip("corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine")
+    return path
+
+
+@pytest.fixture
+def fixtures_dir():
+    return FIXTURES

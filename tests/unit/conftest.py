@@ -1,0 +1,32 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit test set-up: importable collection, the shared corpus, and our own fixtures."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from collection_tree import collections_root, corpus_dir as _corpus_dir, REPO_ROOT  # noqa: E402
+
+if collections_root() not in sys.path:
+    sys.path.insert(0, collections_root())
+
+FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
+
+
+@pytest.fixture
+def corpus():
+    """Path of ../shared/corpus; the test is skipped with the reason when it is absent."""
+    path = _corpus_dir()
+    if path is None:
+        pytest.skip("corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine")
+    return path
+
+
+@pytest.fixture
+def fixtures_dir():
+    return FIXTURES
