@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.memfrag.linux.plugins.module_utils import _findings
+
+with open(os.path.join(os.path.dirname(__file__), "cases", "findings.yml")) as handle:
+    CASES = yaml.safe_load(handle)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
+def test_findings(case):
+    found = _findings.host_findings(case.get("buddyinfo"), case.get("meminfo"), case.get("log_scan"), case.get("thresholds"))
+    assert [(item["severity"], item["code"], item["message"]) for item in found] == [
+        (item["severity"], item["code"], item["message"]) for item in case["expect"]]
+    assert _findings.verdict(found)["severity"] == case["verdict"]
+
+
+def test_zone_finding_carries_the_numbers():
+    zone = {"node": 3, "zone": "Normal", "free_blocks": [8, 0, 0, 0, 0], "managed_pages": 10 ** 6, "free_bytes": 32768,
+            "free_bytes_at_or_above_order": [32768, 0, 0, 0, 0], "unusable_index": [0, 1, 1, 1, 1],
+            "fragmentation_index": [-1, 0.9, 0.95, 0.97, 0.98], "largest_free_order": 0}
+    (finding,) = _findings.zone_findings({"page_size": 4096, "zones": [zone]})
+    assert finding["node"] == 3 and finding["zone"] == "Normal"
+    assert finding["numbers"]["fragmentation_index"] == 0.98
+    assert finding["numbers"]["free_bytes"] == 32768
+
+
+def test_verdict_summarises_several_findings():
+    found = [{"severity": "critical", "message": "a"}, {"severity": "critical", "message": "b"}, {"severity": "info", "message": "c"}]
+    result = _findings.verdict(found)
+    assert result == {"severity": "critical", "summary": "a (and 1 more critical findings)",
+                      "counts": {"critical": 2, "warning": 0, "info": 1}}
+
+
+@pytest.mark.parametrize("value, text", [(0, "0 B"), (1023, "1023 B"), (32768, "32 KiB"), (1536, "1.5 KiB"),
+                                         (3 * 1024 ** 3, "3 GiB"), (5 * 1024 ** 4, "5 TiB"), (5 * 1024 ** 5, "5120 TiB")])
+def test_format_bytes(value, text):
+    assert _findings.format_bytes(value) == text
