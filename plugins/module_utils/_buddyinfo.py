@@ -24,6 +24,8 @@ from ._procfs import ProcFileError
 # "Node 0, zone   Normal" then the counts. Node ids can be sparse and multi-digit (0, 10, 11).
 _ZONE_LINE = re.compile(r"^\s*Node\s+(\d+)\s*,\s*zone\s+(\S+)(.*)$")
 _COUNTS = re.compile(r"^[\s\d]*$")
+# A line that begins like kernel output ("Node 0, zone ...") but does not parse is damage, not a note.
+_NODE_PREFIX = re.compile(r"^\s*Node\b\s*\S*\s*,?\s*zone\b")
 
 
 class BuddyZone(object):
@@ -46,8 +48,12 @@ def parse_buddyinfo(text: str, path: str = "/proc/buddyinfo") -> t.Tuple[t.List[
 
     Raises ProcFileError naming ``path`` and the line for malformed kernel lines, an empty file,
     or zones that disagree on the number of orders (a truncated file).
+
+    When the same (node, zone) appears again, the text holds more than one snapshot (two ``cat``
+    runs pasted one after the other): a new snapshot starts there and only the last one is
+    returned, with a warning, as an operator comparing two cats would read it.
     """
-    zones = []  # type: t.List[BuddyZone]
+    snapshots = [[]]  # type: t.List[t.List[BuddyZone]]
     warnings = []  # type: t.List[str]
     current = None  # type: t.Optional[BuddyZone]
     seen = {}  # type: t.Dict[t.Tuple[int, str], int]
@@ -64,22 +70,25 @@ def parse_buddyinfo(text: str, path: str = "/proc/buddyinfo") -> t.Tuple[t.List[
                 raise ProcFileError(path, "expected free block counts after the zone name, got %r" % rest.strip()[:80], line_number)
             key = (int(match.group(1)), match.group(2))
             if key in seen:
-                # A second snapshot pasted after the first (the same node and zone again): keep the
-                # newest, as an operator comparing two cats would.
-                warnings.append("%s line %d: node %d zone %s appears again (line %d); using the later snapshot"
-                                % (path, line_number, key[0], key[1], seen[key]))
-                zones = [z for z in zones if (z.node, z.zone) != key]
+                warnings.append("%s line %d: node %d zone %s appears again (first at line %d); a new snapshot starts "
+                                "here and the earlier one is ignored" % (path, line_number, key[0], key[1], seen[key]))
+                snapshots.append([])
+                seen = {}
             seen[key] = line_number
             current = BuddyZone(key[0], key[1], [int(v) for v in rest.split()], line_number)
-            zones.append(current)
+            snapshots[-1].append(current)
             continue
         if current is not None and _COUNTS.match(raw):
             # Continuation of a mail-wrapped zone line: the remaining orders.
             current.free_blocks.extend(int(v) for v in line.split())
             continue
+        if _NODE_PREFIX.match(raw):
+            # Starts like kernel output but is not: a damaged line, not a human annotation.
+            raise ProcFileError(path, "malformed zone line, expected 'Node N, zone NAME' then counts: %r" % line[:80], line_number)
         current = None
         warnings.append("%s line %d: not kernel output, skipped: %r" % (path, line_number, line[:80]))
 
+    zones = snapshots[-1]
     if not zones:
         raise ProcFileError(path, "no 'Node N, zone NAME' lines; the file is empty or not buddyinfo")
 
