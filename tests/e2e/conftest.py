@@ -89,7 +89,7 @@ def run_playbook(tmp_path):
         if diff:
             cmd.append("--diff")
         cmd += list(args)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, check=False)
         try:
             data = json.loads(proc.stdout[proc.stdout.index("{"):]) if "{" in proc.stdout else {}
         except ValueError:
