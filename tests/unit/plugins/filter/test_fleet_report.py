@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+# Copyright: memfrag.linux contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet report shaping, HTML structure and Prometheus text format."""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import re
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.memfrag.linux.plugins.filter.fleet_report import (
+    fleet_report,
+    fleet_report_html,
+    fleet_report_prometheus,
+)
+from ansible_collections.memfrag.linux.plugins.module_utils._fragmentation import (
+    fragmentation_indexes,
+    unusable_indexes,
+)
+
+PAGE = 4096
+
+
+def zone(node, name, free_blocks):
+    """A zone as buddyinfo_facts returns it, with indexes from the collection's own arithmetic."""
+    return {
+        "node": node, "zone": name, "free_blocks": free_blocks,
+        "free_bytes": sum(b * PAGE << o for o, b in enumerate(free_blocks)),
+        "free_bytes_at_or_above_order": [sum(b * PAGE << o for o, b in enumerate(free_blocks) if o >= k)
+                                         for k in range(len(free_blocks))],
+        "unusable_index": unusable_indexes(free_blocks), "fragmentation_index": fragmentation_indexes(free_blocks),
+        "largest_free_order": max([o for o, b in enumerate(free_blocks) if b] or [-1]),
+        "watermark_ok": True,
+    }
+
+
+FRAGMENTED = [9000, 4000, 800, 20, 0, 0, 0, 0, 0, 0, 0]
+HEALTHY = [100, 80, 60, 40, 30, 20, 10, 8, 4, 2, 600]
+
+
+def host(severity, zones, tunables=None, findings=(), log=None, reclaim=None, kernel="6.1.0-test"):
+    hv = {"ansible_facts": {"memfrag_buddyinfo": {"zones": zones, "page_size": PAGE, "tunables": tunables or {}}},
+          "ansible_kernel": kernel,
+          "memfrag_findings": list(findings),
+          "memfrag_verdict": {"severity": severity, "summary": "%s summary" % severity}}
+    if log is not None:
+        hv["memfrag_log_counts"] = log
+    if reclaim is not None:
+        hv["memfrag_reclaim"] = reclaim
+    return hv
+
+
+@pytest.fixture
+def hostvars():
+    return {
+        "web-ok": host("ok", [zone(0, "DMA32", HEALTHY), zone(0, "Normal", HEALTHY)],
+                       tunables={"min_free_kbytes": "67584", "vfs_cache_pressure": "100"}),
+        "db-crit": host("critical", [zone(0, "Normal", FRAGMENTED)],
+                        tunables={"min_free_kbytes": "45056", "vfs_cache_pressure": "200"},
+                        findings=[{"severity": "critical", "code": "page_alloc_failure", "message": "order:5 failures",
+                                   "numbers": {"order": 5, "count": 3}}],
+                        log={"counts": {"xfs_alloc_deadlock": 7, "page_alloc_failure": 3},
+                             "last_seen": {"xfs_alloc_deadlock": "2026-11-20T10:00:00+00:00"}},
+                        reclaim={"needed": True, "reason": "unusable 0.99", "actions": ["drop_caches", "compact_memory"],
+                                 "target_met": False}),
+        "app-warn": host("warning", [zone(1, "Normal", FRAGMENTED)]),
+        "gone": {},  # unreachable: no facts at all
+    }
+
+
+def test_rows_sorted_worst_first_and_counted(hostvars):
+    report = fleet_report(hostvars, ["web-ok", "gone", "app-warn", "db-crit"], 4, None, "2026-11-21T00:00:00Z")
+    assert [r["host"] for r in report["hosts"]] == ["db-crit", "app-warn", "gone", "web-ok"]
+    assert report["counts"] == {"critical": 1, "warning": 1, "no_data": 1, "ok": 1}
+    gone = report["hosts"][2]
+    assert gone["severity"] == "no_data" and gone["zones"] == [] and "unreachable" in gone["summary"]
+    json.dumps(report)  # the role writes it as JSON
+
+
+def test_zone_shaping_uses_the_order_that_matters(hostvars):
+    report = fleet_report(hostvars, ["web-ok", "db-crit"], 4)
+    rows = dict((r["host"], r) for r in report["hosts"])
+    ok_zone = rows["web-ok"]["zones"][1]
+    assert ok_zone["free_bytes_per_order"] == [b * PAGE * 2 ** o for o, b in enumerate(HEALTHY)]
+    assert ok_zone["free_bytes"] == sum(ok_zone["free_bytes_per_order"])
+    assert ok_zone["fragmentation_index"] == -1.0  # order-4 blocks exist
+    assert rows["web-ok"]["order"] == 4
+    # db-crit logged an order:5 failure: its indexes are reported at order 5.
+    crit_zone = rows["db-crit"]["zones"][0]
+    assert rows["db-crit"]["order"] == 5
+    assert crit_zone["fragmentation_index"] == fragmentation_indexes(FRAGMENTED)[5]
+    assert crit_zone["unusable_index"] == 1.0
+    assert crit_zone["free_bytes_at_or_above_order"] == 0
+
+
+def test_tunables_against_baseline(hostvars):
+    baseline = {"vm.min_free_kbytes": 67584, "vm.vfs_cache_pressure": "100", "vm.watermark_scale_factor": 200}
+    rows = dict((r["host"], r) for r in fleet_report(hostvars, ["web-ok", "db-crit"], 4, baseline)["hosts"])
+    tun = dict((t["name"], t) for t in rows["db-crit"]["tunables"])
+    assert tun["min_free_kbytes"] == {"name": "min_free_kbytes", "current": "45056", "baseline": "67584", "differs": True}
+    assert tun["watermark_scale_factor"]["current"] is None and tun["watermark_scale_factor"]["differs"]
+    assert rows["db-crit"]["tunables_off_baseline"] == 3
+    assert rows["web-ok"]["tunables_off_baseline"] == 1  # only the missing watermark_scale_factor
+
+
+def test_per_host_baseline_when_none_given(hostvars):
+    hostvars["web-ok"]["memfrag_baseline"] = {"vm.min_free_kbytes": "1"}
+    row = fleet_report(hostvars, ["web-ok"], 4)["hosts"][0]
+    assert [t["name"] for t in row["tunables"] if t["differs"]] == ["min_free_kbytes"]
+
+
+class _Collect(html.parser.HTMLParser):
+    def __init__(self):
+        html.parser.HTMLParser.__init__(self)
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_html_is_self_contained_and_has_a_row_and_chart_per_zone(hostvars):
+    hostvars["evil<script>"] = host("warning", [zone(0, "Normal", HEALTHY)], findings=[
+        {"severity": "warning", "code": "x", "message": "<img src=http://x/>"}])
+    report = fleet_report(hostvars, sorted(hostvars), 4)
+    page = fleet_report_html(report, "Fleet & friends")
+    parser = _Collect()
+    parser.feed(page)
+    rows = [a for tag, a in parser.tags if tag == "tr" and "host" in a.get("class", "").split()]
+    assert [a["data-host"] for a in rows] == [r["host"] for r in report["hosts"]]
+    assert sum(1 for tag, _ in parser.tags if tag == "svg") == sum(len(r["zones"]) for r in report["hosts"]) == 5
+    bars = [a for tag, a in parser.tags if tag == "rect"]
+    assert len(bars) == sum(len(z["free_blocks"]) for r in report["hosts"] for z in r["zones"])
+    assert not [tag for tag, _ in parser.tags if tag in ("script", "img", "link", "iframe", "object")]
+    assert not [a for _, a in parser.tags if any(v and "http" in v and k in ("src", "href") for k, v in a.items())]
+    assert "Fleet &amp; friends" in page and "evil&lt;script&gt;" in page
+
+
+# A strict reader of the text exposition format 0.0.4 (what node_exporter's textfile collector parses).
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*)\})? '
+                     r'(-?[0-9.]+(?:e[+-]?\d+)?|NaN|[+-]Inf)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def parse_prometheus(text):
+    assert text.endswith("\n")
+    families, samples, typed = {}, [], set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, mtype = line.split(" ")
+            assert name not in typed, "TYPE twice for %s" % name
+            typed.add(name)
+            families[name] = mtype
+            continue
+        match = _SAMPLE.match(line)
+        assert match, "not a valid sample line: %r" % line
+        name = match.group(1)
+        assert name in typed, "sample before its TYPE: %r" % line
+        labels = dict((k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+                      for k, v in _LABEL.findall(match.group(3) or ""))
+        samples.append((name, labels, float(match.group(4))))
+    keys = [(n, tuple(sorted(l.items()))) for n, l, _ in samples]
+    assert len(keys) == len(set(keys)), "duplicate series"
+    return families, samples
+
+
+def test_prometheus_text_for_a_critical_host(hostvars):
+    report = fleet_report(hostvars, ["db-crit"], 4, {"vm.min_free_kbytes": 67584}, "2026-11-21T00:00:00Z")
+    text = fleet_report_prometheus(report["hosts"][0], report["generated"])
+    families, samples = parse_prometheus(text)
+    assert all(name.startswith("memfrag_") and mtype == "gauge" for name, mtype in families.items())
+    value = dict(((n, tuple(sorted(l.items()))), v) for n, l, v in samples)
+    for order, blocks in enumerate(FRAGMENTED):
+        assert value[("memfrag_free_blocks", (("node", "0"), ("order", str(order)), ("zone", "Normal")))] == blocks
+    assert value[("memfrag_verdict_severity", ())] == 2
+    assert value[("memfrag_kernel_log_events", (("kind", "xfs_alloc_deadlock"),))] == 7
+    assert value[("memfrag_kernel_log_events", (("kind", "oom_kill"),))] == 0
+    assert value[("memfrag_kernel_log_last_seen_timestamp_seconds", (("kind", "xfs_alloc_deadlock"),))] == 1795168800
+    assert value[("memfrag_fragmentation_index", (("node", "0"), ("order", "5"), ("zone", "Normal")))] == \
+        fragmentation_indexes(FRAGMENTED)[5]
+    assert value[("memfrag_vm_tunable", (("name", "min_free_kbytes"),))] == 45056
+    assert value[("memfrag_vm_tunable_off_baseline", (("name", "min_free_kbytes"),))] == 1
+    assert value[("memfrag_reclaim_needed", ())] == 1 and value[("memfrag_reclaim_target_met", ())] == 0
+    assert value[("memfrag_reclaim_action", (("action", "compact_memory"),))] == 1
+    assert value[("memfrag_report_timestamp_seconds", ())] == 1795219200
+
+
+def test_prometheus_for_unreachable_host_and_label_escaping(hostvars):
+    report = fleet_report(hostvars, ["gone"], 4)
+    families, samples = parse_prometheus(fleet_report_prometheus(report["hosts"][0]))
+    assert samples == [("memfrag_up", {}, 0.0)]
+    hostvars["odd"] = host("ok", [zone(0, 'No"r\\m\nal', [1, 2])])
+    row = fleet_report(hostvars, ["odd"], 4)["hosts"][0]
+    _, samples = parse_prometheus(fleet_report_prometheus(row))
+    assert {l["zone"] for n, l, v in samples if n == "memfrag_free_blocks"} == {'No"r\\m\nal'}
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: fleet_report("nope", []), "expected hostvars"),
+    (lambda: fleet_report({}, "web"), "hosts must be a list"),
+    (lambda: fleet_report({}, [], "four"), "order must be an integer"),
+    (lambda: fleet_report({"h": {"ansible_facts": {"memfrag_buddyinfo": {"zones": [{"free_blocks": ["x"]}]}},
+                                 "memfrag_verdict": {"severity": "ok"}}}, ["h"]), "not in the shape"),
+    (lambda: fleet_report_html({"hosts": []}), "expected the output"),
+    (lambda: fleet_report_prometheus({"nope": 1}), "expected one entry"),
+])
+def test_bad_input_is_a_clear_filter_error(call, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        call()
