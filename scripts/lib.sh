@@ -37,7 +37,7 @@ ensure_venv() {
       fi
     fi
   fi
-  stamp="$VENV/.memfrag-requirements"
+  stamp="$VENV/.memfrag-$(basename "$req")"
   want="$(cat "$REPO/requirements.txt" "$req" | sha256sum | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "installing $(basename "$req") into $VENV"

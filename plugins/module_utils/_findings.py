@@ -79,8 +79,8 @@ def zone_findings(buddyinfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
         if name not in limits["zones"]:
             continue
         managed = zone.get("managed_pages")
-        size_bytes = managed * page_size if managed else zone.get("free_bytes", 0)
-        if size_bytes < int(limits["min_zone_mb"]) * 1024 * 1024:
+        # Without zoneinfo the zone's size is unknown: judge it rather than guess it is small.
+        if managed is not None and managed * page_size < int(limits["min_zone_mb"]) * 1024 * 1024:
             continue
         label = "%s zone node %s" % (name, node)
         orders = len(zone.get("free_blocks") or [])
