@@ -250,6 +250,11 @@ def _check_policy(key: str, value: str, mem_total: t.Optional[int], result: Vali
 
 # ---- the running kernel -------------------------------------------------------------------------
 
+# /proc/sys handlers allocate a buffer of the size asked for and fail with ENOMEM above
+# KMALLOC_MAX_SIZE, so reads there must ask for little (values are at most a few hundred bytes).
+SYSCTL_READ_LIMIT = 65536
+
+
 def runtime_path(proc_root: str, key: str) -> str:
     """The /proc/sys file of ``key`` under ``proc_root``, refused if it resolves outside."""
     return path_under(proc_root, "sys/" + key_path(key))
@@ -264,7 +269,7 @@ def runtime_has(proc_root: str, key: str) -> bool:
 
 def read_runtime(proc_root: str, key: str) -> str:
     """The current value with whitespace collapsed (multi-value tunables print tabs)."""
-    return " ".join(read_text(proc_root, "sys/" + key_path(key)).split())
+    return " ".join(read_text(proc_root, "sys/" + key_path(key), SYSCTL_READ_LIMIT).split())
 
 
 def write_runtime(proc_root: str, key: str, value: str) -> t.Optional[str]:

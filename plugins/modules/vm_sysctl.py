@@ -249,7 +249,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_dropin impor
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_precedence import (
     SYSCTL_DIRS, analyse, collect, overrides, shadow_of, values_equal)
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_validation import (
-    TRIGGERS, mem_total_kb, normalize_key, parse_kernel_release, read_runtime, runtime_has, validate,
+    SYSCTL_READ_LIMIT, TRIGGERS, mem_total_kb, normalize_key, parse_kernel_release, read_runtime, runtime_has, validate,
     write_runtime)
 
 FILE_MODE = 0o644
@@ -349,7 +349,7 @@ def main():
     directory, dest = _dropin_location(module, config_root, file_path)
 
     try:
-        release = read_text(proc_root, "sys/kernel/osrelease").strip()
+        release = read_text(proc_root, "sys/kernel/osrelease", SYSCTL_READ_LIMIT).strip()
     except ProcFileError as exc:
         release = None
         module.warn("kernel version unknown (%s); using the ranges of current kernels" % exc)

@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Drop-in parsing and rendering (cases/sysctl_dropin.yml)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_dropin import (
+    HEADER, dotted_key, is_managed, key_path, parse_sysctl_conf, plan_dropin)
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_validation import TRIGGERS
+
+CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_dropin.yml")
+with open(CASES_FILE) as _handle:
+    CASES = yaml.safe_load(_handle)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_plan_dropin(case):
+    text, persisted, notes = plan_dropin(case["existing"], case["settings"], case["state"], never_persist=TRIGGERS)
+    if case["lines"] is None:
+        assert text is None
+        assert persisted == {}
+    else:
+        assert text == "\n".join(list(HEADER) + case["lines"]) + "\n"
+        assert is_managed(text)
+        # What we persist is exactly what a boot-time applier reads back from the text.
+        reparsed = {a.key: a.value for a in parse_sysctl_conf(text)[0] if not a.glob and not a.exclude}
+        assert persisted == reparsed
+        # Idempotent: planning again on our own output changes nothing.
+        again, _, again_notes = plan_dropin(text, case["settings"], case["state"], never_persist=TRIGGERS)
+        assert again == text and again_notes == []
+    for fragment in case.get("notes") or []:
+        assert any(fragment in note for note in notes), (fragment, notes)
+    if not case.get("notes"):
+        assert notes == []
+
+
+@pytest.mark.parametrize("name,dotted,path", [
+    ("vm.min_free_kbytes", "vm.min_free_kbytes", "vm/min_free_kbytes"),
+    ("vm/min_free_kbytes", "vm.min_free_kbytes", "vm/min_free_kbytes"),
+    ("net/ipv4/conf/eth0.100/forwarding", "net.ipv4.conf.eth0/100.forwarding", "net/ipv4/conf/eth0.100/forwarding"),
+    ("net.ipv4.conf.eth0/100.forwarding", "net.ipv4.conf.eth0/100.forwarding", "net/ipv4/conf/eth0.100/forwarding"),
+    ("  vm.page-cluster ", "vm.page-cluster", "vm/page-cluster"),
+])
+def test_key_spellings(name, dotted, path):
+    assert dotted_key(name) == dotted
+    assert key_path(dotted_key(name)) == path
+
+
+def test_parse_flags():
+    assignments, invalid = parse_sysctl_conf("-vm.a = 1\n-vm.b\nvm.c*=2\n=3\nnoequals\n")
+    a, b, c = assignments
+    assert (a.key, a.value, a.ignore_failure, a.exclude) == ("vm.a", "1", True, False)
+    assert (b.key, b.value, b.exclude) == ("vm.b", None, True)
+    assert c.glob and c.value == "2"
+    assert invalid == [4, 5]
+
+
+def test_foreign_file_is_not_managed():
+    assert not is_managed("vm.swappiness = 10\n")
+    assert not is_managed(None)

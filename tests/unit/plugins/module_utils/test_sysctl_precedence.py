@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sysctl.d precedence model: cases/sysctl_precedence.yml, plus overlay, override and escape checks."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_precedence import (
+    analyse, collect, overrides, shadow_of, values_equal)
+
+CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_precedence.yml")
+with open(CASES_FILE) as _handle:
+    CASES = yaml.safe_load(_handle)
+
+
+def build_tree(root, case):
+    for path, text in (case.get("files") or {}).items():
+        full = os.path.join(str(root), path.lstrip("/"))
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as handle:
+            handle.write(text)
+    for path, target in (case.get("links") or {}).items():
+        full = os.path.join(str(root), path.lstrip("/"))
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        os.symlink(target, full)
+    return str(root)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_precedence_case(tmp_path, case):
+    root = build_tree(tmp_path, case)
+    boot = collect(root)
+    result = analyse(boot, sorted(case["expect"]))
+    for key, (sd_file, sd_value, pp_file, pp_value) in case["expect"].items():
+        got = result[key]
+        assert (got["file"], got["value"]) == (sd_file, sd_value), key
+        assert (got["procps"]["file"], got["procps"]["value"]) == (pp_file, pp_value), key
+    shadowed = dict((s["path"], s["by"]) for s in boot.shadowed)
+    assert shadowed == (case.get("shadowed") or {})
+    assert sorted(boot.masked) == sorted(case.get("masked") or [])
+    assert boot.warnings == []
+
+
+def test_overlay_is_evaluated_before_anything_is_written(tmp_path):
+    root = build_tree(tmp_path, {"files": {"/usr/lib/sysctl.d/50-vendor.conf": "vm.swappiness = 30\n"}})
+    planned = "vm.swappiness = 10\n"
+    boot = collect(root, {"/etc/sysctl.d/60-memfrag.conf": planned})
+    assert not os.path.exists(os.path.join(root, "etc/sysctl.d/60-memfrag.conf"))
+    entry = analyse(boot, ["vm.swappiness"])["vm.swappiness"]
+    assert (entry["file"], entry["value"]) == ("/etc/sysctl.d/60-memfrag.conf", "10")
+    assert [a["file"] for a in entry["assignments"]] == ["/usr/lib/sysctl.d/50-vendor.conf",
+                                                          "/etc/sysctl.d/60-memfrag.conf"]
+    # A planned removal (None) takes the file out of the model.
+    boot = collect(root, {"/usr/lib/sysctl.d/50-vendor.conf": None})
+    assert analyse(boot, ["vm.swappiness"])["vm.swappiness"]["file"] is None
+
+
+def test_overrides_name_the_winning_file_and_split_same_value(tmp_path):
+    root = build_tree(tmp_path, {"files": {
+        "/etc/sysctl.d/60-memfrag.conf": "vm.swappiness = 10\nvm.vfs_cache_pressure = 200\n",
+        "/etc/sysctl.d/90-late.conf": "vm.swappiness = 60\nvm.vfs_cache_pressure = 0200\n",
+    }})
+    precedence = analyse(collect(root), ["vm.swappiness", "vm.vfs_cache_pressure"])
+    conflicting, redundant = overrides(precedence, "/etc/sysctl.d/60-memfrag.conf",
+                                       {"vm.swappiness": "10", "vm.vfs_cache_pressure": "200"})
+    assert len(conflicting) == 2 and all("/etc/sysctl.d/90-late.conf line 1" in m for m in conflicting)
+    assert all("= 60" in m and "wanted 10" in m for m in conflicting)
+    assert len(redundant) == 2 and all("vm.vfs_cache_pressure" in m for m in redundant)
+
+
+def test_shadowed_dropin_is_reported(tmp_path):
+    root = build_tree(tmp_path, {"files": {"/usr/lib/sysctl.d/60-memfrag.conf": "vm.swappiness = 10\n"},
+                                 "links": {"/etc/sysctl.d/60-memfrag.conf": "/dev/null"}})
+    boot = collect(root)
+    assert "masked by /etc/sysctl.d/60-memfrag.conf" in shadow_of(boot, "/usr/lib/sysctl.d/60-memfrag.conf")
+    conflicting, _ = overrides(analyse(boot, ["vm.swappiness"]), "/usr/lib/sysctl.d/60-memfrag.conf",
+                               {"vm.swappiness": "10"})
+    assert conflicting and "would not set vm.swappiness" in conflicting[0]
+
+
+def test_link_escaping_the_root_is_not_followed(tmp_path):
+    outside = tmp_path / "outside.conf"
+    outside.write_text("vm.swappiness = 99\n")
+    root = tmp_path / "root"
+    build_tree(root, {"links": {"/etc/sysctl.d/70-escape.conf": str(outside)}})
+    boot = collect(str(root))
+    assert analyse(boot, ["vm.swappiness"])["vm.swappiness"]["file"] is None
+    assert any("70-escape.conf" in w and "outside" in w for w in boot.warnings)
+
+
+@pytest.mark.parametrize("left,right,equal", [
+    ("100", "100", True), ("0100", "100", True), ("256\t256  32", "256 256 32", True),
+    ("1 2", "1 2 3", False), ("abc", "abd", False), (None, None, True), ("1", None, False),
+])
+def test_values_equal(left, right, equal):
+    assert values_equal(left, right) is equal
