@@ -21,6 +21,8 @@ from ._procfs import ProcFileError, page_size_of_host, read_text
 from ._vm_tunables import FRAGMENTATION_TUNABLES, read_vm_tunables
 from ._vmstat import fragmentation_counters, parse_vmstat
 from ._watermark import (
+    ERA_LEGACY,
+    ERA_MODERN,
     PCP_TYPES,
     era_of_migrate_types,
     era_of_release,
@@ -262,7 +264,10 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
                 highatomic = ptz.pageblocks.get("HighAtomic", 0) * pagetype.pages_per_block
                 highatomic_from = "pagetypeinfo HighAtomic pageblocks"
             pages_free = zinfo.pages_free if zinfo.pages_free is not None else entry["free_pages"]
-            check_era = era or "4.4+"
+            check_era = era or ERA_MODERN
+            if check_era == ERA_LEGACY:
+                # The old check walks buddyinfo's per-order counts and knows no HighAtomic reserve.
+                highatomic, highatomic_from = 0, "not used before 4.4"
             verdicts = watermark_verdicts(check_era, blocks, pages_free, watermarks, reserve, free_cma, highatomic,
                                           _pcp_blocks(ptz, orders) if ptz is not None else None)
             entry["watermark_ok"] = verdicts.get("min", [])
@@ -276,7 +281,9 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
                 "free_cma_pages": free_cma,
                 "highatomic_pages": highatomic,
                 "highatomic_from": highatomic_from,
-                "per_order_lists": "Unmovable+Movable+Reclaimable (pagetypeinfo)" if ptz is not None else "all (buddyinfo)",
+                "per_order_lists": ("nr_free of orders below (buddyinfo)" if check_era == ERA_LEGACY
+                                    else "Unmovable+Movable+Reclaimable (pagetypeinfo)" if ptz is not None
+                                    else "all (buddyinfo)"),
             }
         zones.append(entry)
 
