@@ -67,14 +67,6 @@ def resolve_subsets(requested: t.Iterable[str]) -> t.List[str]:
     return [name for name in OPTIONAL_SUBSETS if name in include and name not in exclude]
 
 
-def _source_of(exc: ProcFileError) -> str:
-    if exc.missing:
-        return SOURCE_MISSING
-    if exc.line_number is not None or "not " in exc.message or "no " in exc.message:
-        return "malformed: %s" % exc
-    return "unreadable: %s" % exc.message
-
-
 def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], warnings: t.List[str]):
     """Read and parse one optional file; on failure record why and return None."""
     path = os.path.join(proc_root, name)
