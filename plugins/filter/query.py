@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: memfrag.linux contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filter ``query``: a JMESPath expression over facts (documentation in query.yml beside this file)."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+except ImportError:  # reported when the filter is used, not when the collection loads
+    jmespath = None
+    JMESPathError = Exception
+
+
+def _plain(value: t.Any, depth: int = 0) -> t.Any:
+    """Copy ``value`` into builtin types: jmespath's type checks reject the str/dict/list subclasses
+    Ansible uses for templated and tagged data (its functions compare type names)."""
+    if depth > 100:
+        raise AnsibleFilterError("query: data nested more than 100 levels deep")
+    if isinstance(value, dict):
+        return dict((str(k), _plain(v, depth + 1)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def query(data: t.Any, expression: str) -> t.Any:
+    if jmespath is None:
+        raise AnsibleFilterError("query: the jmespath Python package is not installed on the controller "
+                                 "(pip install jmespath)")
+    if not isinstance(expression, str) or not expression.strip():
+        raise AnsibleFilterError("query: the expression must be a non-empty string, got %r" % (expression,))
+    try:
+        compiled = jmespath.compile(str(expression))
+    except JMESPathError as exc:
+        raise AnsibleFilterError("query: invalid JMESPath expression %r: %s" % (str(expression), exc))
+    try:
+        return compiled.search(_plain(data))
+    except JMESPathError as exc:
+        raise AnsibleFilterError("query: JMESPath expression %r failed on the data: %s" % (str(expression), exc))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"query": query}
