@@ -225,7 +225,7 @@ overrides:
   returned: always
   type: list
   elements: str
-skipped:
+skipped_keys:
   description: Keys left out because the kernel does not have them (O(skip_missing=true)).
   returned: always
   type: list
@@ -270,9 +270,10 @@ def _dropin_location(module, config_root, file_path):
     """Absolute path of the drop-in under config_root, after the symlink checks."""
     try:
         directory = path_under(config_root, os.path.dirname(file_path))
-        dest = path_under(config_root, file_path)
     except ProcFileError as exc:
         module.fail_json(msg="refusing to write the drop-in: %s" % exc)
+    # The directory is inside the root; the file itself is never followed (links are refused below).
+    dest = os.path.join(directory, os.path.basename(file_path))
     if os.path.islink(dest):
         target = os.readlink(dest)
         if target == "/dev/null":
@@ -356,7 +357,7 @@ def main():
     kernel = parse_kernel_release(release or "")
 
     result = dict(changed=False, file=dest, file_changed=False, runtime_changed=False, settings={}, persisted={},
-                  runtime={}, precedence={}, overrides=[], skipped=[], kernel=release)
+                  runtime={}, precedence={}, overrides=[], skipped_keys=[], kernel=release)
 
     if state == "present":
         meminfo = None
@@ -377,7 +378,7 @@ def main():
             module.fail_json(msg="refused, nothing was changed: " + "; ".join(refusals), refused=refusals, **result)
         for key in sorted(checked.missing):
             module.warn("skipped: %s" % checked.missing[key])
-        result["skipped"] = sorted(checked.missing)
+        result["skipped_keys"] = sorted(checked.missing)
         wanted = checked.values
     else:
         wanted = {}
