@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import os
+
+from ansible_collections.memfrag.linux.plugins.module_utils import _reclaim_measure as measure
+
+TREE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "reclaim", "fragmented", "proc")
+
+
+def test_buddy_snapshot_bytes_per_order():
+    zones, warnings = measure.buddy_snapshot(TREE, 4096)
+    assert warnings == []
+    normal = zones[2]
+    assert (normal["node"], normal["zone"]) == (0, "Normal")
+    # 366684 order-0 + 233 order-1 ... + 8 order-10 blocks of 4 KiB pages
+    expected = sum(n * (4096 << o) for o, n in enumerate([366684, 233, 142, 175, 64, 67, 28, 14, 9, 2, 8]))
+    assert normal["free_bytes"] == expected
+    assert normal["free_bytes_at_or_above_order"][0] == expected
+    assert normal["free_bytes_at_or_above_order"][10] == 8 * (4096 << 10)
+    assert normal["free_bytes_at_or_above_order"][9] == 8 * (4096 << 10) + 2 * (4096 << 9)
+
+
+def test_page_size_scales_bytes():
+    small, _ = measure.buddy_snapshot(TREE, 4096)
+    large, _ = measure.buddy_snapshot(TREE, 65536)
+    assert large[1]["free_bytes"] == 16 * small[1]["free_bytes"]
+
+
+def test_meminfo_snapshot_keeps_only_the_fields_that_matter():
+    mem, _ = measure.meminfo_snapshot(TREE)
+    assert mem == {"MemFree": 20218240 * 1024, "Cached": 2334940 * 1024, "SReclaimable": 181952 * 1024,
+                   "Dirty": 12288 * 1024, "Writeback": 0}
+
+
+def test_high_order_bytes_past_the_last_order_is_zero():
+    zones, _ = measure.buddy_snapshot(TREE, 4096)
+    assert measure.high_order_bytes(zones, 11) == 0
+    assert measure.high_order_bytes(zones, 10) == (3 + 752 + 8) * (4096 << 10)
+
+
+def test_summary_line():
+    before, _ = measure.buddy_snapshot(TREE, 4096)
+    after = [dict(z) for z in before]
+    after[2] = dict(after[2], free_bytes_at_or_above_order=[v + 64 * 2 ** 20 for v in after[2]["free_bytes_at_or_above_order"]])
+    line = measure.summary("compact_memory", before, after, 0.25,
+                           before_mem={"Cached": 100 * 2 ** 20}, after_mem={"Cached": 40 * 2 ** 20})
+    assert line.startswith("compact_memory in 0.25s: order>=4 free ")
+    assert "(+64 MiB)" in line
+    assert "Cached 100 MiB -> 40 MiB" in line
