@@ -66,8 +66,20 @@ def shape_zone(zone: t.Dict[str, t.Any], page_size: int, order: int) -> t.Dict[s
         "fragmentation_index": _per_order(zone.get("fragmentation_index"), order),
         "unusable_index": _per_order(zone.get("unusable_index"), order),
         "largest_free_order": zone.get("largest_free_order"),
-        "watermark_ok": zone.get("watermark_ok"),
+        "watermark_ok": _watermark_at(zone.get("watermark_ok"), order),
     }
+
+
+def _watermark_at(value: t.Any, order: int) -> t.Optional[bool]:
+    """buddyinfo_facts gives one verdict per order; older shapes a single bool."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        value = value.get(order, value.get(str(order)))
+        return None if value is None else bool(value)
+    if isinstance(value, (list, tuple)) and 0 <= order < len(value):
+        return None if value[order] is None else bool(value[order])
+    return None
 
 
 def _host_order(findings: t.List[t.Dict[str, t.Any]], default: int) -> int:
@@ -109,7 +121,7 @@ def shape_host(name: str, hostvars: t.Mapping[str, t.Any], order: int = 4,
                                               if severity == "no_data" else ""),
         "order": host_order,
         "page_size": page_size,
-        "kernel": hostvars.get("ansible_kernel") or facts.get("kernel") or buddy.get("kernel"),
+        "kernel": buddy.get("kernel_release") or hostvars.get("ansible_kernel"),
         "zones": [shape_zone(z, page_size, host_order) for z in buddy.get("zones") or [] if isinstance(z, dict)],
         "findings": findings,
         "log_counts": counts if log else None,

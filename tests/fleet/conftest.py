@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -111,8 +112,8 @@ def ansible_env(extra: t.Optional[t.Dict[str, str]] = None) -> t.Dict[str, str]:
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": collections_root(),
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        "ANSIBLE_STDOUT_CALLBACK": "fleet_json",
+        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins"),
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
         "ANSIBLE_RETRY_FILES_ENABLED": "false",
@@ -127,9 +128,9 @@ def ansible_env(extra: t.Optional[t.Dict[str, str]] = None) -> t.Dict[str, str]:
     return env
 
 
-@pytest.fixture
-def fleet_playbook(tmp_path):
-    """fleet_playbook(playbook, hosts, extra_vars=None, check=False, groups=None, args=(), env=None) -> FleetRun."""
+def playbook_runner(tmp_path):
+    """A function running ansible-playbook with files kept in ``tmp_path`` (see ``fleet_playbook``)."""
+    tmp_path = pathlib.Path(str(tmp_path))
 
     def _run(playbook: str, hosts: t.Dict[str, t.Dict[str, t.Any]], extra_vars: t.Optional[t.Dict[str, t.Any]] = None,
              check: bool = False, groups: t.Optional[t.Dict[str, t.List[str]]] = None, args: t.Sequence[str] = (),
@@ -157,6 +158,12 @@ def fleet_playbook(tmp_path):
     return _run
 
 
+@pytest.fixture
+def fleet_playbook(tmp_path):
+    """fleet_playbook(playbook, hosts, extra_vars=None, check=False, groups=None, args=(), env=None) -> FleetRun."""
+    return playbook_runner(tmp_path)
+
+
 # ------------------------------------------------------------------ fixture host trees
 
 def snapshot_proc(dest: str) -> str:
@@ -170,6 +177,9 @@ def snapshot_proc(dest: str) -> str:
             continue
         with open(os.path.join(dest, name), "wb") as out:
             out.write(data)
+    os.makedirs(os.path.join(dest, "sys", "kernel"), exist_ok=True)
+    with open("/proc/sys/kernel/osrelease", "rb") as src, open(os.path.join(dest, "sys", "kernel", "osrelease"), "wb") as out:
+        out.write(src.read())
     for name in sorted(os.listdir("/proc/sys/vm")):
         path = os.path.join("/proc/sys/vm", name)
         mode = os.stat(path).st_mode & 0o777
@@ -255,14 +265,19 @@ def netns_base(request):
     return base
 
 
-@pytest.fixture
-def netns_fleet(request, netns_base, tmp_path):
-    """An empty fleet for one test: ``add()`` hosts; all are stopped and removed after the test."""
+def new_fleet(request, netns_base, directory) -> NetnsFleet:
+    """An empty fleet: ``add()`` hosts; all are stopped and removed by the finalizer of ``request``."""
     netns = lab.NetnsLab(os.path.join(netns_base, "keys"))
     netns.prepare()
-    fleet = NetnsFleet(netns, str(tmp_path))
+    fleet = NetnsFleet(netns, str(directory))
     request.addfinalizer(fleet.stop)
     return fleet
+
+
+@pytest.fixture
+def netns_fleet(request, netns_base, tmp_path):
+    """An empty fleet for one test."""
+    return new_fleet(request, netns_base, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ def zone(node, name, free_blocks):
                                          for k in range(len(free_blocks))],
         "unusable_index": unusable_indexes(free_blocks), "fragmentation_index": fragmentation_indexes(free_blocks),
         "largest_free_order": max([o for o, b in enumerate(free_blocks) if b] or [-1]),
-        "watermark_ok": True,
+        "watermark_ok": [sum(b << o for o, b in enumerate(free_blocks) if o >= k) > 64 for k in range(len(free_blocks))],
     }
 
 
@@ -44,8 +44,8 @@ HEALTHY = [100, 80, 60, 40, 30, 20, 10, 8, 4, 2, 600]
 
 
 def host(severity, zones, tunables=None, findings=(), log=None, reclaim=None, kernel="6.1.0-test"):
-    hv = {"ansible_facts": {"memfrag_buddyinfo": {"zones": zones, "page_size": PAGE, "tunables": tunables or {}}},
-          "ansible_kernel": kernel,
+    hv = {"ansible_facts": {"memfrag_buddyinfo": {"zones": zones, "page_size": PAGE, "tunables": tunables or {},
+                                                  "kernel_release": kernel}},
           "memfrag_findings": list(findings),
           "memfrag_verdict": {"severity": severity, "summary": "%s summary" % severity}}
     if log is not None:
@@ -79,6 +79,7 @@ def test_rows_sorted_worst_first_and_counted(hostvars):
     assert report["counts"] == {"critical": 1, "warning": 1, "no_data": 1, "ok": 1}
     gone = report["hosts"][2]
     assert gone["severity"] == "no_data" and gone["zones"] == [] and "unreachable" in gone["summary"]
+    assert report["hosts"][0]["kernel"] == "6.1.0-test"
     json.dumps(report)  # the role writes it as JSON
 
 
@@ -96,6 +97,7 @@ def test_zone_shaping_uses_the_order_that_matters(hostvars):
     assert crit_zone["fragmentation_index"] == fragmentation_indexes(FRAGMENTED)[5]
     assert crit_zone["unusable_index"] == 1.0
     assert crit_zone["free_bytes_at_or_above_order"] == 0
+    assert crit_zone["watermark_ok"] is False and ok_zone["watermark_ok"] is True
 
 
 def test_tunables_against_baseline(hostvars):
