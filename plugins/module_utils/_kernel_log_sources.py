@@ -1,0 +1,327 @@
+# -*- coding: utf-8 -*-
+# Copyright: memfrag.linux contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading kernel log sources fast: log files (plain, gzip, xz, bzip2), /dev/kmsg, the journal.
+
+Files are read in big binary chunks and searched with ``bytes.find`` for the few needles every
+interesting line contains (_kernel_log_patterns.NEEDLES); only lines around a hit are decoded.
+Damage never stops a scan: binary junk, invalid UTF-8, absurdly long lines and compressed streams
+that end early are reported through ``warn`` and the rest is still read.
+"""
+
+from __future__ import annotations
+
+import bz2
+import errno
+import gzip
+import json
+import lzma
+import os
+import subprocess
+import typing as t
+import zlib
+
+from ._kernel_log_patterns import MAX_LINE, NEEDLES
+
+CHUNK = 8 * 1024 * 1024
+# A "line" this long without a newline is binary junk; stop buffering it and skip to the next newline.
+MAX_CARRY = 1024 * 1024
+
+Warn = t.Callable[[str], None]
+
+
+class LineHit(object):
+    """A physical line containing a needle, with its neighbours (for wrapped and continued lines)."""
+
+    __slots__ = ("offset", "line", "previous", "following")
+
+    def __init__(self, offset: int, line: bytes, previous: t.Optional[bytes], following: t.Optional[bytes]) -> None:
+        self.offset = offset        # byte offset of the line in the (decompressed) stream
+        self.line = line
+        self.previous = previous    # the physical line before, or None at the start of the stream
+        self.following = following  # the physical line after when it is in memory, else None
+
+
+def compression_of(head: bytes) -> t.Optional[str]:
+    """Compression by magic bytes (never by file name): gzip, xz, bz2 or None."""
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    if head[:3] == b"BZh":
+        return "bz2"
+    return None
+
+
+def open_decompressed(raw: t.BinaryIO, compression: t.Optional[str]) -> t.BinaryIO:
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if compression == "xz":
+        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
+    if compression == "bz2":
+        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+_DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
+
+
+def _read(stream: t.BinaryIO, size: int, name: str, warn: Warn, position: int) -> bytes:
+    try:
+        return stream.read(size)
+    except _DECOMPRESS_ERRORS as exc:
+        reason = str(exc) or exc.__class__.__name__
+        warn("%s: stream damaged after %d bytes (%s); scanned what could be read" % (name, position, reason))
+        return b""
+
+
+def skip_bytes(stream: t.BinaryIO, count: int, name: str, warn: Warn) -> int:
+    """Read and discard ``count`` bytes (a decompressed stream cannot seek cheaply); returns bytes skipped."""
+    done = 0
+    while done < count:
+        data = _read(stream, min(CHUNK, count - done), name, warn, done)
+        if not data:
+            break
+        done += len(data)
+    return done
+
+
+def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn) -> t.Iterator[t.Union[LineHit, int]]:
+    """Yield a LineHit for every line holding a needle, then the offset where reading ended.
+
+    ``start`` is the stream offset ``stream`` is positioned at (offsets in hits are absolute). The
+    final yielded int is the offset after the last complete line: a plain file resumes there.
+    """
+    base = start               # stream offset of buf[0]
+    carry = b""
+    previous_tail = None       # last complete line of the previous chunk
+    skipping_long = False
+    warned_nul = warned_long = False
+    while True:
+        data = _read(stream, CHUNK, name, warn, base + len(carry))
+        at_eof = not data
+        if skipping_long:
+            if at_eof:
+                break
+            newline = data.find(b"\n")
+            if newline == -1:
+                base += len(data)
+                continue
+            base += newline + 1
+            data = data[newline + 1:]
+            skipping_long = False
+            previous_tail = None
+        if not warned_nul and b"\x00" in data:
+            warned_nul = True
+            warn("%s: NUL bytes near offset %d (binary junk, e.g. after a crash); they are ignored"
+                 % (name, base + len(carry) + data.find(b"\x00")))
+        buf = carry + data if carry else data
+        if at_eof:
+            if not buf:
+                break
+            end = len(buf)     # the last line has no newline; scan it all the same
+        else:
+            end = buf.rfind(b"\n") + 1
+            if end == 0:
+                if len(buf) > MAX_CARRY:
+                    if not warned_long:
+                        warned_long = True
+                        warn("%s: a line of more than %d bytes at offset %d is not kernel output; skipped"
+                             % (name, MAX_CARRY, base))
+                    base += len(buf)
+                    carry = b""
+                    skipping_long = True
+                    continue
+                carry = buf
+                continue
+        starts = set()
+        for needle in NEEDLES:
+            found = buf.find(needle, 0, end)
+            while found != -1:
+                line_start = buf.rfind(b"\n", 0, found) + 1
+                starts.add(line_start)
+                line_end = buf.find(b"\n", found, end)
+                if line_end == -1:
+                    break
+                found = buf.find(needle, line_end + 1, end)
+        for line_start in sorted(starts):
+            line_end = buf.find(b"\n", line_start, end)
+            if line_end == -1:
+                line_end = end
+            if line_end - line_start > MAX_LINE:
+                if not warned_long:
+                    warned_long = True
+                    warn("%s: a line of %d bytes at offset %d is not kernel output; skipped"
+                         % (name, line_end - line_start, base + line_start))
+                continue
+            if line_start == 0:
+                previous = previous_tail
+            else:
+                previous = buf[buf.rfind(b"\n", 0, line_start - 1) + 1:line_start - 1]
+            following = None
+            if line_end < end:
+                next_end = buf.find(b"\n", line_end + 1, end)
+                following = buf[line_end + 1:next_end if next_end != -1 else end]
+            yield LineHit(base + line_start, buf[line_start:line_end], previous, following)
+        if end > 0:
+            last_start = buf.rfind(b"\n", 0, end - 1) + 1
+            previous_tail = buf[last_start:end].rstrip(b"\n")
+        carry = buf[end:]
+        base += end
+        if at_eof:
+            break
+    yield base
+
+
+# ---- /dev/kmsg ----------------------------------------------------------------------------------
+
+class KmsgRecord(object):
+    __slots__ = ("facility", "level", "seq", "usec", "message")
+
+    def __init__(self, facility: int, level: int, seq: int, usec: int, message: str) -> None:
+        self.facility = facility  # 0 = kernel; userspace writes to /dev/kmsg get 1 (user) or their own
+        self.level = level
+        self.seq = seq
+        self.usec = usec          # microseconds since boot
+        self.message = message
+
+
+def parse_kmsg_record(raw: bytes) -> t.Optional[KmsgRecord]:
+    """``PRI,SEQ,USEC,FLAGS[,..];message`` then `` KEY=value`` dictionary lines (Documentation/ABI/testing/dev-kmsg)."""
+    head, sep, rest = raw.partition(b";")
+    if not sep:
+        return None
+    fields = head.split(b",")
+    if len(fields) < 3:
+        return None
+    try:
+        prio, seq, usec = int(fields[0]), int(fields[1]), int(fields[2])
+    except ValueError:
+        return None
+    message = rest.split(b"\n", 1)[0]
+    return KmsgRecord(prio >> 3, prio & 7, seq, usec, message.decode("utf-8", "replace"))
+
+
+def read_kmsg(path: str, warn: Warn) -> t.Tuple[t.List[KmsgRecord], t.Optional[str]]:
+    """All records now in the ring buffer, oldest first; (records, reason it could not be read)."""
+    records = []  # type: t.List[KmsgRecord]
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        return records, "%s: %s" % (path, exc.strerror or exc)
+    try:
+        if not _is_char_device(fd):
+            # A saved copy in the same format (tests, or `cat /dev/kmsg > file` on another host).
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                for raw in handle:
+                    if raw[:1] in (b" ", b"\n"):
+                        continue
+                    record = parse_kmsg_record(raw)
+                    if record is not None:
+                        records.append(record)
+            return records, None
+        while True:
+            try:
+                raw = os.read(fd, 16384)
+            except OSError as exc:
+                if exc.errno == errno.EAGAIN:
+                    break  # drained: non-blocking, so we never wait for new messages
+                if exc.errno == errno.EPIPE:
+                    continue  # records overwritten while we read; the next read resumes
+                warn("%s: read failed (%s); using the %d records read so far" % (path, exc.strerror, len(records)))
+                break
+            if not raw:
+                break
+            record = parse_kmsg_record(raw)
+            if record is not None:
+                records.append(record)
+    finally:
+        os.close(fd)
+    return records, None
+
+
+def _is_char_device(fd: int) -> bool:
+    import stat
+    return stat.S_ISCHR(os.fstat(fd).st_mode)
+
+
+# ---- journal ------------------------------------------------------------------------------------
+
+class JournalEntry(object):
+    __slots__ = ("cursor", "realtime", "facility", "message")
+
+    def __init__(self, cursor: str, realtime: t.Optional[float], facility: t.Optional[int], message: str) -> None:
+        self.cursor = cursor
+        self.realtime = realtime
+        self.facility = facility
+        self.message = message
+
+
+def journal_available(journal_dirs: t.Sequence[str] = ("/var/log/journal", "/run/log/journal")) -> t.Optional[str]:
+    """None when a journal with files exists, else why not."""
+    for directory in journal_dirs:
+        for _root, _dirs, files in os.walk(directory):
+            if any(name.endswith(".journal") or name.endswith(".journal~") for name in files):
+                return None
+    return "no journal files under %s" % " or ".join(journal_dirs)
+
+
+def read_journal(journalctl: str, since: t.Optional[float], cursor: t.Optional[str],
+                 warn: Warn) -> t.Iterator[t.Union[JournalEntry, int, str]]:
+    """Kernel entries (``_TRANSPORT=kernel``, every boot) holding a needle, oldest first.
+
+    Also yields the count of entries read (int) at the end, and each entry's cursor is kept so the
+    caller can persist the last one. journalctl's output is streamed: a journal can hold gigabytes,
+    which run_command would keep in memory.
+    """
+    argv = [journalctl, "--no-pager", "--output=json", "_TRANSPORT=kernel"]
+    if cursor:
+        argv.append("--after-cursor=%s" % cursor)
+    elif since is not None:
+        argv.append("--since=@%d" % int(since))
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        yield "cannot run %s: %s" % (journalctl, exc.strerror or exc)
+        return
+    count = 0
+    assert proc.stdout is not None
+    last_cursor = None
+    for raw in proc.stdout:
+        count += 1
+        wanted = any(needle in raw for needle in NEEDLES)
+        if not wanted and count > 1:
+            # Still need the cursor of the last entry; parse cheaply only at the end (below).
+            last_cursor = raw
+            continue
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            warn("journalctl printed a line that is not JSON; skipped")
+            continue
+        message = entry.get("MESSAGE")
+        if isinstance(message, list):  # journald stores non-UTF-8 messages as byte arrays
+            message = bytes(v for v in message if isinstance(v, int) and 0 <= v < 256).decode("utf-8", "replace")
+        if not isinstance(message, str):
+            message = ""
+        try:
+            realtime = int(entry.get("__REALTIME_TIMESTAMP")) / 1e6  # type: t.Optional[float]
+        except (TypeError, ValueError):
+            realtime = None
+        try:
+            facility = int(entry["SYSLOG_FACILITY"])  # type: t.Optional[int]
+        except (KeyError, TypeError, ValueError):
+            facility = None
+        last_cursor = None
+        yield JournalEntry(str(entry.get("__CURSOR", "")), realtime, facility, message)
+    if last_cursor is not None:
+        try:
+            entry = json.loads(last_cursor)
+            yield JournalEntry(str(entry.get("__CURSOR", "")), None, None, "")
+        except ValueError:
+            pass
+    _out, err = proc.communicate()
+    if proc.returncode not in (0, None) and count == 0:
+        yield "journalctl failed (rc=%s): %s" % (proc.returncode, err.decode("utf-8", "replace").strip()[:300])
+        return
+    yield count
