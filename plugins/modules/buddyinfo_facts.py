@@ -224,7 +224,9 @@ ansible_facts:
               type: dict
               returned: when pagetypeinfo was readable
             watermarks:
-              description: Watermarks in pages, C(min), C(low), C(high), plus C(boost) (5.x+) and C(promo) (6.12+) where the kernel prints them. Since 5.0 min/low/high include the boost.
+              description:
+                - Watermarks in pages, C(min), C(low), C(high), plus C(boost) (5.x+) and C(promo) (6.12+) where
+                  the kernel prints them. Since 5.0 min/low/high include the boost.
               type: dict
               returned: when zoneinfo was readable
               sample: {"min": 8684, "low": 10855, "high": 13026}

@@ -43,7 +43,7 @@ def test_corpus_file(corpus, name):
 
 
 def test_column_t_seven_digit_counts(corpus):
-    zones, _ = _parse_corpus(corpus, "x86-4node-3TB-column-t-7digit-counts-leo-leung.txt")
+    zones, _unused = _parse_corpus(corpus, "x86-4node-3TB-column-t-7digit-counts-leo-leung.txt")
     node2 = zones[4]
     assert (node2.node, node2.zone) == (2, "Normal")
     assert node2.free_blocks == [8662816, 6463200, 5923202, 2292623, 299873, 23766, 10924, 5156, 1101, 3, 54266]
@@ -76,7 +76,7 @@ def test_arm64_annotation_header_skipped(corpus):
 
 
 def test_two_digit_node_ids(corpus):
-    zones, _ = _parse_corpus(corpus, "movable-node10-node11-hotplug-blog.txt")
+    zones, _unused = _parse_corpus(corpus, "movable-node10-node11-hotplug-blog.txt")
     assert [z.node for z in zones] == [0, 0, 10, 11]
     assert zones[2].free_blocks == [0] * 10 + [7]
 
@@ -90,13 +90,13 @@ def test_kernel_format_with_trailing_spaces():
 
 
 def test_ppc64_nine_orders():
-    zones, _ = parse_buddyinfo("Node 0, zone   Normal    10     5     3     2     1     0     0     1     7 \n")
+    zones, _unused = parse_buddyinfo("Node 0, zone   Normal    10     5     3     2     1     0     0     1     7 \n")
     assert len(zones[0].free_blocks) == 9
 
 
 def test_wide_count_fills_the_field():
     # %6lu is a minimum width: 1234567 pushes the rest of the line right.
-    zones, _ = parse_buddyinfo("Node 0, zone   Normal 1234567 999999      1      0      0      0      0      0      0      0      0 \n")
+    zones, _unused = parse_buddyinfo("Node 0, zone   Normal 1234567 999999      1      0      0      0      0      0      0      0      0 \n")
     assert zones[0].free_blocks[:3] == [1234567, 999999, 1]
 
 

@@ -118,7 +118,7 @@ def test_every_corpus_zone_is_consistent(corpus):
     """Invariants that must hold for every zone of every real capture."""
     directory = os.path.join(corpus, "buddyinfo")
     for name in sorted(os.listdir(directory)):
-        zones, _ = parse_buddyinfo(read_text(directory, name), name)
+        zones, _unused = parse_buddyinfo(read_text(directory, name), name)
         for zone in zones:
             blocks = zone.free_blocks
             total = frag.free_pages(blocks)

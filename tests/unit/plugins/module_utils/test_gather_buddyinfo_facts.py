@@ -114,7 +114,7 @@ def test_arm64_tree_infers_64k_pages(fixtures_dir):
 
 
 def test_page_size_option_wins(fixtures_dir):
-    facts, _ = gather(_tree(fixtures_dir, "buddyinfo-arm64-64k-14orders"), page_size=4096)
+    facts, _unused = gather(_tree(fixtures_dir, "buddyinfo-arm64-64k-14orders"), page_size=4096)
     assert facts["page_size"] == 4096
     assert facts["zones"][1]["free_bytes"] == 956662 * 4096
 
@@ -231,7 +231,7 @@ def test_corpus_sosreport_as_tree(corpus, tmp_path):
 
 
 def test_live_kernel():
-    facts, _ = gather("/proc")
+    facts, _unused = gather("/proc")
     assert facts["page_size"] == os.sysconf("SC_PAGE_SIZE")
     assert facts["page_size_source"] == "host"
     assert facts["sources"]["buddyinfo"] == "ok"

@@ -60,7 +60,7 @@ def test_fixture_rows_add_up_to_buddyinfo(fixtures_dir, scenario):
     from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo import parse_buddyinfo
     root = os.path.join(fixtures_dir, "proc", scenario)
     info = parse_pagetypeinfo(read_text(root, "pagetypeinfo"))
-    zones, _ = parse_buddyinfo(read_text(root, "buddyinfo"))
+    zones, _unused = parse_buddyinfo(read_text(root, "buddyinfo"))
     for zone in zones:
         ptz = info.zones[(zone.node, zone.zone)]
         for order in range(info.orders):

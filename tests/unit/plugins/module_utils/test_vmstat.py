@@ -41,7 +41,7 @@ def test_corpus_file(corpus, name):
 
 
 def test_selection_keeps_kernel_order():
-    counters, _ = parse_vmstat("nr_free_pages 5\npgfault 9\ncompact_stall 3\nallocstall_normal 2\ncompact_fail 1\n")
+    counters, _unused = parse_vmstat("nr_free_pages 5\npgfault 9\ncompact_stall 3\nallocstall_normal 2\ncompact_fail 1\n")
     assert list(fragmentation_counters(counters)) == ["nr_free_pages", "compact_stall", "allocstall_normal", "compact_fail"]
 
 

@@ -57,7 +57,7 @@ def test_corpus_file(corpus, name):
 
 
 def test_corpus_pageset_high_is_not_the_watermark(corpus):
-    zones, _ = parse_zoneinfo(read_text(os.path.join(corpus, "zoneinfo"), "node_exporter-fixture.txt"))
+    zones, _unused = parse_zoneinfo(read_text(os.path.join(corpus, "zoneinfo"), "node_exporter-fixture.txt"))
     # DMA32 pagesets say "high:  378"; the watermark is "high     2122".
     assert zones[1].fields["high"] == 2122
 
@@ -84,7 +84,7 @@ def test_pre_4_19_populated_only_with_highmem_gap():
     # A 2.6 ARM kernel printing DMA alone with 4 protection entries: DMA, Normal, HighMem, Movable.
     text = ("Node 0, zone      DMA\n  pages free     10\n        min      1\n        low      2\n"
             "        high     3\n        protection: (0, 0, 0, 0)\n")
-    zones, _ = parse_zoneinfo(text)
+    zones, _unused = parse_zoneinfo(text)
     assert zone_indexes(zones) == {(0, "DMA"): 0}
 
 
@@ -93,7 +93,7 @@ def test_two_nodes_numa():
             "        protection: (0, 0, 0)\n"
             "Node 1, zone   Normal\n  pages free     20\n        min      4\n        low      5\n        high     6\n"
             "        protection: (0, 0, 0)\n")
-    zones, _ = parse_zoneinfo(text)
+    zones, _unused = parse_zoneinfo(text)
     assert [(z.node, z.pages_free, z.fields["low"]) for z in zones] == [(0, 10, 2), (1, 20, 5)]
     # Normal, Movable plus one more configured zone: Normal stays index... the list is DMA-less here.
     assert zone_indexes(zones)[(1, "Normal")] == zone_indexes(zones)[(0, "Normal")]
