@@ -104,7 +104,7 @@ def write_inventory(path: str, hosts: t.Dict[str, t.Dict[str, t.Any]], groups: t
     inv = {"all": {"hosts": hosts, "children": dict((g, {"hosts": dict((h, None) for h in members)})
                                                    for g, members in (groups or {}).items())}}
     with open(path, "w") as f:
-        yaml.safe_dump(inv, f, default_flow_style=False)
+        yaml.safe_dump(inv, f, default_flow_style=False, sort_keys=False)
     return path
 
 
