@@ -126,7 +126,7 @@ def _composites_reclaim(b: t.Dict[str, int], release: Release, era: str) -> t.Li
     if release < (4, 14, 0):  # "mm: treewide: remove GFP_TEMPORARY"
         out.append(("GFP_TEMPORARY", kernel | b["__GFP_RECLAIMABLE"]))
     out += [
-        ("GFP_KERNEL_ACCOUNT", kernel | b["__GFP_ACCOUNT"]),
+        ("GFP_KERNEL_ACCOUNT", kernel | b["__GFP_ACCOUNT"] if "__GFP_ACCOUNT" in b else 0),
         ("GFP_KERNEL", kernel),
         ("GFP_NOFS", reclaim | b["__GFP_IO"]),
         ("GFP_ATOMIC", atomic),

@@ -141,6 +141,7 @@ def _iso_time(match: t.Match) -> t.Optional[float]:
     try:
         parts = (int(match.group("y")), int(match.group("m")), int(match.group("d")),
                  int(match.group("ihh")), int(match.group("imi")), int(match.group("iss")))
+        datetime.datetime(*parts)  # rejects month 13, day 45 (mktime would roll them over)
         tz = match.group("tz")
         if tz is None:
             stamp = time.mktime(parts + (0, 0, -1))
@@ -343,6 +344,7 @@ def parse_since(value: t.Optional[str], now: float) -> t.Optional[float]:
     match = _DATE_ONLY.match(text)
     if match:
         try:
+            datetime.date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
             return time.mktime((int(match.group(1)), int(match.group(2)), int(match.group(3)), 0, 0, 0, 0, 0, -1))
         except (ValueError, OverflowError):
             pass
