@@ -18,7 +18,7 @@ from . import _fragmentation as frag
 from ._buddyinfo import parse_buddyinfo
 from ._pagetypeinfo import PAGETYPEINFO_CAP, free_pages_of_types, parse_pagetypeinfo
 from ._procfs import ProcFileError, page_size_of_host, read_text
-from ._vm_tunables import FRAGMENTATION_TUNABLES, read_vm_tunables
+from ._vm_tunables import FRAGMENTATION_TUNABLES, SYSCTL_READ_LIMIT, read_vm_tunables
 from ._vmstat import fragmentation_counters, parse_vmstat
 from ._watermark import (
     ERA_LEGACY,
@@ -88,7 +88,7 @@ def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], 
 
 def _kernel_release(proc_root: str) -> t.Optional[str]:
     try:
-        return read_text(proc_root, "sys/kernel/osrelease", limit=4096).strip() or None
+        return read_text(proc_root, "sys/kernel/osrelease", limit=SYSCTL_READ_LIMIT).strip() or None
     except ProcFileError:
         return None
 

@@ -30,6 +30,11 @@ FRAGMENTATION_TUNABLES = (
     "lowmem_reserve_ratio",
 )
 
+# /proc/sys reads make the kernel allocate a buffer of the size asked for (kvzalloc(count + 1));
+# asking for 4095 bytes keeps that an order-0 page on the very hosts this collection diagnoses,
+# and a 64 MiB ask fails with ENOMEM. Every vm tunable is far shorter.
+SYSCTL_READ_LIMIT = 4094
+
 _NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]*$")
 _INT = re.compile(r"^-?\d+$")
 
@@ -55,7 +60,7 @@ def read_vm_tunables(proc_root: str, names: t.Iterable[str]) -> t.Tuple[t.Dict[s
         if not _NAME.match(name):
             raise ValueError("not a vm tunable name: %r" % (name,))
         try:
-            text = read_text(proc_root, "sys/vm/" + name, limit=65536)
+            text = read_text(proc_root, "sys/vm/" + name, limit=SYSCTL_READ_LIMIT)
         except ProcFileError as exc:
             if not exc.missing:
                 warnings.append(str(exc))

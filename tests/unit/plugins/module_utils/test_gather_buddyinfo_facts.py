@@ -245,3 +245,20 @@ def test_live_kernel():
             assert zone["watermarks"]["min"] <= zone["watermarks"]["low"] <= zone["watermarks"]["high"]
             assert len(zone["watermark_ok"]) == facts["orders"]
     assert isinstance(facts["tunables"]["min_free_kbytes"], int)
+
+
+def test_every_corpus_buddyinfo_as_a_tree(corpus, tmp_path):
+    """Each real capture, dropped into an otherwise empty proc tree, gives facts for every zone."""
+    directory = os.path.join(corpus, "buddyinfo")
+    for name in sorted(os.listdir(directory)):
+        root = tmp_path / name
+        root.mkdir()
+        shutil.copy(os.path.join(directory, name), str(root / "buddyinfo"))
+        facts, warnings = gather(str(root), page_size=4096)
+        assert len(warnings) >= 4  # the four optional sources are missing
+        assert facts["orders"] in (11, 14)
+        for zone in facts["zones"]:
+            assert len(zone["free_blocks"]) == facts["orders"]
+            assert zone["free_bytes"] == zone["free_pages"] * 4096
+            assert zone["free_bytes_at_or_above_order"][0] == zone["free_bytes"]
+            assert -1 <= zone["largest_free_order"] < facts["orders"]
