@@ -168,8 +168,25 @@ def expand_paths(patterns: t.Sequence[str], warn: Warn) -> t.Tuple[t.List[str], 
     return sorted(found, key=lambda p: (found[p], p)), notes
 
 
+def read_head(path: str) -> t.Optional[t.Tuple[int, int, bytes]]:
+    """(dev, ino, first HEAD_BYTES of the decompressed content) of a file, or None."""
+    try:
+        with open(path, "rb") as raw:
+            st = os.fstat(raw.fileno())
+            compression = compression_of(raw.read(6))
+            raw.seek(0)
+            try:
+                head = open_decompressed(raw, compression).read(HEAD_BYTES)
+            except Exception:  # damaged compressed header; such a file is not anyone's rotation
+                head = b""
+            return st.st_dev, st.st_ino, head
+    except (IOError, OSError):
+        return None
+
+
 def scan_file(summary: Summary, path: str, old_records: t.List[t.Dict[str, t.Any]],
-              kernel_release: t.Optional[str], warn: Warn) -> t.Tuple[t.Dict[str, t.Any], t.Optional[t.Dict[str, t.Any]]]:
+              kernel_release: t.Optional[str], warn: Warn,
+              present: t.Optional[t.Dict[t.Tuple[int, int], bytes]] = None) -> t.Tuple[t.Dict[str, t.Any], t.Optional[t.Dict[str, t.Any]]]:
     """Scan one file from where the state says; (report, new state record)."""
     report = {"path": path}  # type: t.Dict[str, t.Any]
     try:
@@ -196,7 +213,8 @@ def scan_file(summary: Summary, path: str, old_records: t.List[t.Dict[str, t.Any
                 report.update({"status": "unchanged", "start": record["offset"], "end": record["offset"]})
                 return report, dict(record, path=path)
         size = None if compression else st.st_size
-        start, why = resume_offset(old_records, st.st_dev, st.st_ino, size, lambda n: head[:n], bool(compression))
+        start, why = resume_offset(old_records, st.st_dev, st.st_ino, size, lambda n: head[:n], bool(compression),
+                                   present)
         report["status"] = why
         if compression:
             raw.seek(0)
@@ -282,8 +300,14 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
     if "files" in wanted:
         files, notes = expand_paths(list(paths or DEFAULT_PATHS), warn)
         reports = []
+        present = {}  # type: t.Dict[t.Tuple[int, int], bytes]
+        if state.get("files"):
+            for path in files:
+                identity = read_head(path)
+                if identity is not None:
+                    present[(identity[0], identity[1])] = identity[2]
         for path in files:
-            file_report, record = scan_file(summary, path, state.get("files") or [], kernel_release, warn)
+            file_report, record = scan_file(summary, path, state.get("files") or [], kernel_release, warn, present)
             reports.append(file_report)
             if record is not None:
                 new_state["files"].append(record)

@@ -67,12 +67,27 @@ _DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
 
 
 def _read(stream: t.BinaryIO, size: int, name: str, warn: Warn, position: int) -> bytes:
-    try:
+    """Up to ``size`` bytes. A decompressing stream is read piecewise (read1): a plain read() of a
+    stream that ends early raises and drops everything it had decompressed for that call."""
+    if not isinstance(stream, (gzip.GzipFile, lzma.LZMAFile, bz2.BZ2File)):
         return stream.read(size)
+    if stream.closed:  # closed after damage was reported
+        return b""
+    pieces = []
+    got = 0
+    try:
+        while got < size:
+            piece = stream.read1(size - got)
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
     except _DECOMPRESS_ERRORS as exc:
         reason = str(exc) or exc.__class__.__name__
-        warn("%s: stream damaged after %d bytes (%s); scanned what could be read" % (name, position, reason))
-        return b""
+        warn("%s: stream damaged after %d bytes (%s); scanned what could be read" % (name, position + got, reason))
+        pieces.append(b"")
+        stream.close()
+    return b"".join(pieces)
 
 
 def skip_bytes(stream: t.BinaryIO, count: int, name: str, warn: Warn) -> int:

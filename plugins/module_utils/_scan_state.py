@@ -86,11 +86,14 @@ def head_digest(head: bytes) -> str:
 
 
 def resume_offset(records: t.List[t.Dict[str, t.Any]], dev: int, ino: int, size: t.Optional[int],
-                  read_head: t.Callable[[int], bytes], compressed: bool) -> t.Tuple[int, str]:
+                  read_head: t.Callable[[int], bytes], compressed: bool,
+                  present: t.Optional[t.Dict[t.Tuple[int, int], bytes]] = None) -> t.Tuple[int, str]:
     """Where to start reading a file, and why (``new``, ``resumed``, ``rotated``, ``truncated``).
 
     ``read_head(n)`` returns the first n bytes of the (decompressed) content; ``size`` is the
-    content size when known (plain files).
+    content size when known (plain files). ``present`` maps (dev, ino) of every file in this scan
+    to its head: a known file still holding its content under its own inode was not rotated into
+    this one, however alike their first bytes are.
     """
     heads = {}  # type: t.Dict[int, str]
 
@@ -109,6 +112,9 @@ def resume_offset(records: t.List[t.Dict[str, t.Any]], dev: int, ino: int, size:
         return 0, "truncated"
     # A new inode: a rotated copy or a compressed old file carries a known head.
     for record in sorted(records, key=lambda r: -r["offset"]):
+        original = (present or {}).get((record["dev"], record["ino"]))
+        if original is not None and head_digest(original[:record["head_len"]]) == record["head_sha1"]:
+            continue
         if record["offset"] and (size is None or size >= record["offset"]) and head_matches(record):
             return record["offset"], "rotated"
     return 0, "new"
