@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/reclaim.yml on a fake host tree: the decision, the least-damage ladder, check mode and the
+cooldown, with every trigger a plain file (nothing live is written). On a fake tree buddyinfo never
+changes, so the target is never met and the whole allowed ladder runs."""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers"))
+from collection_tree import REPO_ROOT  # noqa: E402
+from reclaim_tree import audit, make_tree  # noqa: E402
+
+PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "reclaim.yml")
+PREFIX = "memfrag.linux.reclaim : "
+RECORD = PREFIX + "Record what reclaim did for the fleet report"
+
+
+def role_vars(root, **extra):
+    values = {
+        "reclaim_proc_root": str(root / "proc"), "reclaim_sys_root": str(root / "sys"),
+        "reclaim_lock_dir": str(root / "run" / "memfrag"), "reclaim_state_dir": str(root / "var" / "lib" / "memfrag"),
+        "reclaim_audit_log": str(root / "var" / "log" / "memfrag" / "reclaim.log"),
+        # the fixture's Normal zone has 1.4 GiB free but only 71 MiB in blocks of order >= 4
+        "reclaim_target_free_mb": 256,
+    }
+    values.update(extra)
+    return values
+
+
+def reclaim_fact(run):
+    return run.task_result(RECORD)["ansible_facts"]["memfrag_reclaim"]
+
+
+def test_short_zone_runs_the_ladder_in_order(run_playbook, tmp_path):
+    root = make_tree(tmp_path)
+    run = run_playbook(PLAYBOOK, extra_vars=role_vars(root))
+    assert run.rc == 0, run.stdout[-3000:]
+    fact = reclaim_fact(run)
+    assert fact["needed"] is True
+    assert "node 0 zone Normal has 71 MiB free in blocks of order >= 4, below the target 256 MiB" in fact["reason"]
+    assert [a["action"] for a in fact["actions"]] == ["compact_memory", "drop_caches pagecache", "compact_memory after drop"]
+    assert all(a["changed"] for a in fact["actions"])
+    assert fact["target_met"] is False
+    assert (root / "proc/sys/vm/compact_memory").read_text() == "1"
+    assert (root / "proc/sys/vm/drop_caches").read_text() == "1"  # never 2 or 3: slab is not allowed by default
+    assert [line["action"] for line in audit(root)] == ["compact_memory", "drop_caches", "compact_memory"]
+    report = run.task_result(PREFIX + "Report what was done and achieved")["msg"]
+    assert report[0].startswith("reclaim needed: ") and report[-1].endswith("NOT met")
+
+    # Within the cooldown a second run is held back at the first step and writes nothing.
+    for name in ("compact_memory", "drop_caches"):
+        (root / "proc/sys/vm" / name).write_text("")
+    again = run_playbook(PLAYBOOK, extra_vars=role_vars(root))
+    assert again.rc == 0
+    fact = reclaim_fact(again)
+    assert [(a["action"], a["changed"], a["refused"]) for a in fact["actions"]] == [("compact_memory", False, "cooldown")]
+    assert again.stats["localhost"]["changed"] == 0
+    assert (root / "proc/sys/vm/compact_memory").read_text() == ""
+    assert (root / "proc/sys/vm/drop_caches").read_text() == ""
+
+
+def test_host_that_does_not_need_it_is_untouched(run_playbook, tmp_path):
+    root = make_tree(tmp_path)
+    run = run_playbook(PLAYBOOK, extra_vars=role_vars(root, reclaim_target_free_mb=32))
+    fact = reclaim_fact(run)
+    assert fact["needed"] is False and fact["actions"] == []
+    assert fact["reason"] == "every judged zone has at least 32 MiB free in blocks of order >= 4"
+    assert (root / "proc/sys/vm/compact_memory").read_text() == ""
+    assert not (root / "var").exists()
+
+
+def test_guard_query_and_slab_step(run_playbook, tmp_path):
+    root = make_tree(tmp_path)
+    extra = role_vars(root, reclaim_target_free_mb=32, reclaim_allow_drop_pagecache=False, reclaim_allow_slab=True,
+                      reclaim_slab_min_mb=100,
+                      reclaim_guard_query="memfrag_buddyinfo.zones[?zone=='Normal'] | [0].free_blocks[0] > `100000`")
+    fact = reclaim_fact(run_playbook(PLAYBOOK, extra_vars=extra))
+    assert fact["needed"] is True and "reclaim_guard_query is true" in fact["reason"]
+    # the target (32 MiB) is met, so compaction is the only step
+    assert [a["action"] for a in fact["actions"]] == ["compact_memory"]
+    extra.update(reclaim_target_free_mb=256, reclaim_cooldown=0)
+    fact = reclaim_fact(run_playbook(PLAYBOOK, extra_vars=extra))
+    # page cache not allowed, slab allowed and SReclaimable (178 MiB) >= 100 MiB
+    assert [a["action"] for a in fact["actions"]] == ["compact_memory", "drop_caches slab"]
+    assert (root / "proc/sys/vm/drop_caches").read_text() == "2"
+
+
+def test_check_mode_lists_what_would_be_done(run_playbook, tmp_path):
+    root = make_tree(tmp_path)
+    run = run_playbook(PLAYBOOK, extra_vars=role_vars(root), check=True)
+    assert run.rc == 0
+    fact = reclaim_fact(run)
+    assert fact["check_mode"] is True
+    assert [a["summary"].split(":")[0] for a in fact["actions"]] == ["check mode"] * 3
+    assert "would write 1 to" in fact["actions"][0]["summary"]
+    assert "would sync (at most 60s), then write 1 to" in fact["actions"][1]["summary"]
+    assert (root / "proc/sys/vm/compact_memory").read_text() == ""
+    assert (root / "proc/sys/vm/drop_caches").read_text() == ""
+    assert not (root / "var").exists() and not (root / "run").exists()
+    assert run.task_result(PREFIX + "Report what was done and achieved")["msg"][-1].endswith("(check mode: nothing was written)")
+
+
+def test_missing_compaction_fails_the_host(run_playbook, tmp_path):
+    root = make_tree(tmp_path)
+    os.unlink(str(root / "proc/sys/vm/compact_memory"))
+    run = run_playbook(PLAYBOOK, extra_vars=role_vars(root))
+    assert run.rc != 0
+    result = run.task_result(PREFIX + "Compact memory")
+    assert result["failed"] is True and "CONFIG_COMPACTION" in result["msg"]
