@@ -17,12 +17,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "buddyinfo_corpus.yml")) as handle:
     CORPUS_CASES = yaml.safe_load(handle)
 
+
 def corpus_params(cases):
     """One parameter per corpus file, or a single skipped one when the corpus is not on this machine."""
     if corpus_dir() is None:
         return [pytest.param("-", marks=pytest.mark.skip(
             reason="corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine"))]
     return sorted(cases)
+
 
 KNOWN_ZONES = {"DMA", "DMA32", "Normal", "HighMem", "Movable", "Device"}
 

@@ -18,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "zoneinfo_corpus.yml")) as handle:
     CASES = yaml.safe_load(handle)
 
+
 def corpus_params(cases):
     """One parameter per corpus file, or a single skipped one when the corpus is not on this machine."""
     if corpus_dir() is None:
