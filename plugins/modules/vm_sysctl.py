@@ -44,7 +44,7 @@ description:
 options:
   settings:
     description:
-      - Mapping of sysctl name to value, for example C({vm.min_free_kbytes: 1048576, vm.vfs_cache_pressure: 200}).
+      - "Mapping of sysctl name to value, for example C({vm.min_free_kbytes: 1048576, vm.vfs_cache_pressure: 200})."
       - Names may use C(.) or C(/) as separator (C(vm/swappiness)); only keys directly under
         C(/proc/sys/vm) are accepted.
       - Values are integers, strings of integers, or lists of integers for multi-value tunables

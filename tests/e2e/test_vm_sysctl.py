@@ -30,7 +30,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_precedence i
 
 VM = "/proc/sys/vm"
 TOUCHED = ("min_free_kbytes", "vfs_cache_pressure", "watermark_scale_factor", "page-cluster", "swappiness",
-           "dirty_ratio", "dirty_background_ratio")
+           "dirty_ratio", "dirty_background_ratio", "lowmem_reserve_ratio")
 DROPIN = "etc/sysctl.d/60-memfrag.conf"
 SYSCTL_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d")
 
@@ -76,7 +76,7 @@ def _systemd_sysctl():
 
 def _in_namespace(tree, argv):
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", NAMESPACE_SCRIPT,
-                           "memfrag-ns", str(tree)] + list(argv), capture_output=True, text=True, timeout=120)
+                           "memfrag-ns", str(tree)] + list(argv), capture_output=True, text=True, timeout=120, check=False)
 
 
 needs_live = pytest.mark.skipif(os.geteuid() != 0 or not os.access(os.path.join(VM, "min_free_kbytes"), os.W_OK),
@@ -224,6 +224,24 @@ def test_rejections_leave_file_and_kernel_untouched(run_playbook, tree, live_vm)
     assert _read("min_free_kbytes") == str(base + 1024)
     assert _read("watermark_scale_factor") == live_vm["watermark_scale_factor"]
     assert _read("page-cluster") == live_vm["page-cluster"]
+
+
+@needs_live
+def test_value_the_kernel_changes_is_a_failure_and_rolled_back(run_playbook, tree, live_vm):
+    """lowmem_reserve_ratio stores entries below 1 as 0 (mm/page_alloc.c): a real kernel-side clamp."""
+    ratios = live_vm["lowmem_reserve_ratio"].split()
+    if len(ratios) < 2 or ratios[0] == "0":
+        pytest.skip("lowmem_reserve_ratio has no non-zero first entry here: %s" % live_vm["lowmem_reserve_ratio"])
+    clamped = ["-5"] + ratios[1:]
+    base = int(live_vm["min_free_kbytes"])
+    _run, res = _sysctl(run_playbook, tree, {"vm.lowmem_reserve_ratio": " ".join(clamped),
+                                             "vm.min_free_kbytes": base + 1024})
+    assert res.get("failed"), res
+    assert "the kernel kept 0 %s (clamped or ignored)" % " ".join(ratios[1:]) in res["msg"], res["msg"]
+    assert "running values restored" in res["msg"]
+    assert _read("lowmem_reserve_ratio") == live_vm["lowmem_reserve_ratio"]
+    assert _read("min_free_kbytes") == live_vm["min_free_kbytes"]
+    assert not os.path.exists(os.path.join(str(tree), DROPIN))
 
 
 @needs_live

@@ -31,7 +31,7 @@ def test_plan_dropin(case):
         reparsed = {a.key: a.value for a in parse_sysctl_conf(text)[0] if not a.glob and not a.exclude}
         assert persisted == reparsed
         # Idempotent: planning again on our own output changes nothing.
-        again, _, again_notes = plan_dropin(text, case["settings"], case["state"], never_persist=TRIGGERS)
+        again, _persisted, again_notes = plan_dropin(text, case["settings"], case["state"], never_persist=TRIGGERS)
         assert again == text and again_notes == []
     for fragment in case.get("notes") or []:
         assert any(fragment in note for note in notes), (fragment, notes)

@@ -52,8 +52,8 @@ def test_overlay_is_evaluated_before_anything_is_written(tmp_path):
     assert not os.path.exists(os.path.join(root, "etc/sysctl.d/60-memfrag.conf"))
     entry = analyse(boot, ["vm.swappiness"])["vm.swappiness"]
     assert (entry["file"], entry["value"]) == ("/etc/sysctl.d/60-memfrag.conf", "10")
-    assert [a["file"] for a in entry["assignments"]] == ["/usr/lib/sysctl.d/50-vendor.conf",
-                                                          "/etc/sysctl.d/60-memfrag.conf"]
+    files = [a["file"] for a in entry["assignments"]]
+    assert files == ["/usr/lib/sysctl.d/50-vendor.conf", "/etc/sysctl.d/60-memfrag.conf"]
     # A planned removal (None) takes the file out of the model.
     boot = collect(root, {"/usr/lib/sysctl.d/50-vendor.conf": None})
     assert analyse(boot, ["vm.swappiness"])["vm.swappiness"]["file"] is None
@@ -77,8 +77,8 @@ def test_shadowed_dropin_is_reported(tmp_path):
                                  "links": {"/etc/sysctl.d/60-memfrag.conf": "/dev/null"}})
     boot = collect(root)
     assert "masked by /etc/sysctl.d/60-memfrag.conf" in shadow_of(boot, "/usr/lib/sysctl.d/60-memfrag.conf")
-    conflicting, _ = overrides(analyse(boot, ["vm.swappiness"]), "/usr/lib/sysctl.d/60-memfrag.conf",
-                               {"vm.swappiness": "10"})
+    conflicting = overrides(analyse(boot, ["vm.swappiness"]), "/usr/lib/sysctl.d/60-memfrag.conf",
+                            {"vm.swappiness": "10"})[0]
     assert conflicting and "would not set vm.swappiness" in conflicting[0]
 
 
