@@ -115,12 +115,21 @@ def zone_findings(buddyinfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
             message = "%s: %s of %s free memory is in blocks of order >= %d; %s" % (
                 label, format_bytes(high_bytes), format_bytes(free_bytes), order, largest_text)
             findings.append(_finding("info", "high_order_available", message, node, name, numbers))
-        watermark_ok = _at(zone.get("watermark_ok"), order)
-        if watermark_ok is False:
+    findings.extend(_node_watermark_findings(buddyinfo, order))
+    return findings
+
+
+def _node_watermark_findings(buddyinfo: t.Mapping[str, t.Any], order: int) -> t.List[t.Dict[str, t.Any]]:
+    # Per node, not per zone: the allocator falls back from zone to zone, and DMA/DMA32 fail the
+    # check for Normal-class requests by design (lowmem_reserve), so only "no zone passes" matters.
+    findings = []
+    for node in buddyinfo.get("nodes") or []:
+        if _at(node.get("watermark_ok"), order) is False:
             findings.append(_finding(
                 "warning", "watermark_fails_at_order",
-                "%s: an order-%d allocation would fail the zone's watermark check now" % (label, order),
-                node, name, {"order": order, "watermarks": zone.get("watermarks")}))
+                "node %s: an order-%d allocation would fail the watermark check of every zone (%s) now"
+                % (node.get("node"), order, ", ".join(node.get("zones") or [])),
+                node.get("node"), None, {"order": order, "largest_free_order": node.get("largest_free_order")}))
     return findings
 
 

@@ -56,18 +56,26 @@ def path_under(root: str, relative: str) -> str:
 def read_bytes(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> bytes:
     """Return the content of ``root/relative`` (at most ``limit`` bytes)."""
     path = path_under(root, relative)
+    chunks = []  # type: t.List[bytes]
+    size = 0
     try:
         with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
+            # Small reads: some kernel files (/proc/sys) refuse one huge read with ENOMEM.
+            while size <= limit:
+                chunk = handle.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
     except (IOError, OSError) as exc:
         missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
         reason = "does not exist" if missing else (exc.strerror or str(exc))
         if exc.errno in (errno.EACCES, errno.EPERM):
             reason = "permission denied (this file is root-only on newer kernels)"
         raise ProcFileError(path, reason, missing=missing)
-    if len(data) > limit:
+    if size > limit:
         raise ProcFileError(path, "larger than %d bytes; not a kernel file" % limit)
-    return data
+    return b"".join(chunks)
 
 
 def read_text(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> str:
