@@ -142,8 +142,9 @@ def fleet_report(hostvars: t.Mapping[str, t.Any], hosts: t.Iterable[str], order:
         except KeyError:
             vars_ = {}
         host_baseline = baseline
-        if baseline is None:
-            host_baseline = vars_.get("memfrag_baseline") if hasattr(vars_, "get") else None
+        if baseline is None and hasattr(vars_, "get"):
+            # The baseline this host was tuned to (sysctl_tuning role), or one the inventory states.
+            host_baseline = vars_.get("memfrag_baseline") or vars_.get("sysctl_tuning_baseline")
         rows.append(shape_host(name, vars_ if hasattr(vars_, "get") else {}, order, host_baseline))
     rows.sort(key=lambda r: (SEVERITY_RANK[r["severity"]], r["host"]))
     counts = dict((s, 0) for s in SEVERITY_RANK)

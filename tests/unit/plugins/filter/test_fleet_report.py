@@ -112,8 +112,11 @@ def test_tunables_against_baseline(hostvars):
 
 def test_per_host_baseline_when_none_given(hostvars):
     hostvars["web-ok"]["memfrag_baseline"] = {"vm.min_free_kbytes": "1"}
-    row = fleet_report(hostvars, ["web-ok"], 4)["hosts"][0]
-    assert [t["name"] for t in row["tunables"] if t["differs"]] == ["min_free_kbytes"]
+    hostvars["db-crit"]["sysctl_tuning_baseline"] = {"vm.vfs_cache_pressure": 200}
+    rows = dict((r["host"], r) for r in fleet_report(hostvars, ["web-ok", "db-crit"], 4)["hosts"])
+    assert [t["name"] for t in rows["web-ok"]["tunables"] if t["differs"]] == ["min_free_kbytes"]
+    assert [t for t in rows["db-crit"]["tunables"] if t["baseline"] is not None] == [
+        {"name": "vfs_cache_pressure", "current": "200", "baseline": "200", "differs": False}]
 
 
 class _Collect(html.parser.HTMLParser):

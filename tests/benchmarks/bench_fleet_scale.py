@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# Copyright: memfrag.linux contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Scale benchmark (not part of the test suite): 200 hosts on the local connection, each with its own
+fixture proc_root (a snapshot of this machine's /proc, with its own buddyinfo), in one run:
+
+* the diagnose playbook against a playbook that only runs ansible.builtin.ping, at the same forks;
+* buddyinfo_facts alone against ping.
+
+Targets: diagnose within 1.3x of ping, buddyinfo_facts within 1.2x. Each playbook runs ``--rounds``
+times (interleaved, so machine load hits all alike); the best wall time of each is compared. It also
+prints where the time goes per task (summed per-host task time from the callback), which says what
+dominates the remaining cost.
+
+    python tests/benchmarks/bench_fleet_scale.py [--hosts 200] [--forks 10] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+sys.path.insert(0, TESTS)
+sys.path.insert(0, os.path.join(TESTS, "fleet"))
+from collection_tree import collections_root, REPO_ROOT  # noqa: E402
+
+CALLBACKS = os.path.join(TESTS, "fleet", "callback_plugins")
+PROC_FILES = ("buddyinfo", "zoneinfo", "pagetypeinfo", "vmstat", "meminfo", "slabinfo")
+
+PING = """
+- name: Ping only
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
+
+FACTS = """
+- name: buddyinfo_facts only
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Gather free memory by zone and order
+      memfrag.linux.buddyinfo_facts:
+        proc_root: "{{ diagnose_proc_root }}"
+"""
+
+
+def make_trees(base, count):
+    """One proc_root per host: this machine's files, each buddyinfo made different (own counts)."""
+    template = os.path.join(base, "template")
+    os.makedirs(os.path.join(template, "sys", "vm"))
+    os.makedirs(os.path.join(template, "sys", "kernel"))
+    for name in PROC_FILES:
+        try:
+            with open("/proc/" + name, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        with open(os.path.join(template, name), "wb") as out:
+            out.write(data)
+    shutil.copy("/proc/sys/kernel/osrelease", os.path.join(template, "sys", "kernel", "osrelease"))
+    for name in os.listdir("/proc/sys/vm"):
+        try:
+            with open("/proc/sys/vm/" + name, "rb") as f:
+                data = f.read()
+        except OSError:
+            data = b""
+        with open(os.path.join(template, "sys", "vm", name), "wb") as out:
+            out.write(data)
+    with open(os.path.join(template, "buddyinfo")) as f:
+        buddy = f.read().splitlines()
+    roots = []
+    for i in range(count):
+        root = os.path.join(base, "host%03d" % i)
+        shutil.copytree(template, root)
+        lines = []
+        for line in buddy:
+            head, rest = line.split("zone", 1)
+            words = rest.split()
+            counts = [int(c) for c in words[1:]]
+            # Host i loses high-order blocks progressively: a fleet from healthy to fragmented.
+            counts = [c if o < 4 else c * (count - i) // count for o, c in enumerate(counts)]
+            counts[0] += i * 37
+            lines.append("%szone %8s %s" % (head, words[0], " ".join("%6d" % c for c in counts)))
+        with open(os.path.join(root, "buddyinfo"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        roots.append(root)
+    return roots
+
+
+def run(playbook, inventory, forks, env_extra=None):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_STDOUT_CALLBACK": "fleet_json",
+        "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS, "ANSIBLE_FORKS": str(forks),
+        "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_RETRY_FILES_ENABLED": "false", "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_HOST_KEY_CHECKING": "false",
+    })
+    env.update(env_extra or {})
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, "-i", inventory]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.monotonic() - t0
+    data = json.loads(proc.stdout[proc.stdout.index("{"):])
+    bad = dict((h, s) for h, s in data["stats"].items() if s["failures"] or s["unreachable"])
+    if proc.returncode != 0 or bad:
+        raise SystemExit("%s failed (rc %d): %s\n%s" % (playbook, proc.returncode, bad, proc.stderr[-3000:]))
+    per_task = {}
+    for play in data["plays"]:
+        for task in play["tasks"]:
+            total = 0.0
+            for res in task["hosts"].values():
+                if res.get("_start") and res.get("_end"):
+                    total += (datetime.datetime.fromisoformat(res["_end"])
+                              - datetime.datetime.fromisoformat(res["_start"])).total_seconds()
+            per_task[task["task"]["name"]] = per_task.get(task["task"]["name"], 0.0) + total
+    return wall, per_task
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=200)
+    parser.add_argument("--forks", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    base = tempfile.mkdtemp(prefix="memfrag-bench-")
+    try:
+        roots = make_trees(os.path.join(base, "trees"), args.hosts)
+        inventory = os.path.join(base, "inventory.yml")
+        with open(inventory, "w") as f:
+            json.dump({"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                               "hosts": dict(("host%03d" % i, {"diagnose_proc_root": root})
+                                             for i, root in enumerate(roots))}}, f)
+        books = {"ping": os.path.join(base, "ping.yml"), "buddyinfo_facts": os.path.join(base, "facts.yml"),
+                 "diagnose": os.path.join(REPO_ROOT, "playbooks", "diagnose.yml")}
+        with open(books["ping"], "w") as f:
+            f.write(PING)
+        with open(books["buddyinfo_facts"], "w") as f:
+            f.write(FACTS)
+        # diagnose prints its findings with debug by default; keep it (that is what users run).
+        best = {}
+        tasks = {}
+        for rnd in range(args.rounds):
+            for name in ("ping", "buddyinfo_facts", "diagnose"):
+                wall, per_task = run(books[name], inventory, args.forks)
+                print("round %d  %-16s %7.2f s" % (rnd + 1, name, wall), flush=True)
+                if name not in best or wall < best[name]:
+                    best[name], tasks[name] = wall, per_task
+        print()
+        print("hosts=%d forks=%d rounds=%d cpus=%d python=%s" % (args.hosts, args.forks, args.rounds, os.cpu_count(),
+                                                                   sys.version.split()[0]))
+        print("best wall time: ping %.2f s, buddyinfo_facts %.2f s, diagnose %.2f s"
+              % (best["ping"], best["buddyinfo_facts"], best["diagnose"]))
+        ratio_d = best["diagnose"] / best["ping"]
+        ratio_f = best["buddyinfo_facts"] / best["ping"]
+        print("diagnose / ping        = %.2fx (target <= 1.30x): %s" % (ratio_d, "MET" if ratio_d <= 1.3 else "MISSED"))
+        print("buddyinfo_facts / ping = %.2fx (target <= 1.20x): %s" % (ratio_f, "MET" if ratio_f <= 1.2 else "MISSED"))
+        print()
+        print("where diagnose spends its time (per task, summed over hosts, best run):")
+        total = sum(tasks["diagnose"].values()) or 1.0
+        for name, secs in sorted(tasks["diagnose"].items(), key=lambda kv: -kv[1]):
+            print("  %6.1f host-s  %5.1f%%  %s" % (secs, 100 * secs / total, name))
+        print("ping task: %.1f host-s; buddyinfo_facts task: %.1f host-s"
+              % (sum(tasks["ping"].values()), sum(tasks["buddyinfo_facts"].values())))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
