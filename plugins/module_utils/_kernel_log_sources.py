@@ -101,90 +101,114 @@ def skip_bytes(stream: t.BinaryIO, count: int, name: str, warn: Warn) -> int:
     return done
 
 
+def _fill(stream: t.BinaryIO, view: memoryview, name: str, warn: Warn, position: int) -> int:
+    """Read into ``view``; returns bytes read (0 at the end or after damage was reported)."""
+    if isinstance(stream, (gzip.GzipFile, lzma.LZMAFile, bz2.BZ2File)):
+        data = _read(stream, len(view), name, warn, position)
+        view[:len(data)] = data
+        return len(data)
+    return stream.readinto(view) or 0
+
+
 def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn) -> t.Iterator[t.Union[LineHit, int]]:
     """Yield a LineHit for every line holding a needle, then the offset where reading ended.
 
     ``start`` is the stream offset ``stream`` is positioned at (offsets in hits are absolute). The
-    final yielded int is the offset after the last complete line: a plain file resumes there.
+    final yielded int is the offset after the last line read: a plain file resumes there.
+
+    One buffer is reused for the whole stream (no per-chunk copies): the unfinished last line of a
+    chunk moves to the front and the next chunk is read in after it.
     """
+    chunk = CHUNK
+    buf = bytearray(chunk + MAX_CARRY)
+    view = memoryview(buf)
     base = start               # stream offset of buf[0]
-    carry = b""
+    filled = 0                 # bytes at the front of buf carried over (an unfinished line)
     previous_tail = None       # last complete line of the previous chunk
     skipping_long = False
     warned_nul = warned_long = False
-    while True:
-        data = _read(stream, CHUNK, name, warn, base + len(carry))
-        at_eof = not data
-        if skipping_long:
+    try:
+        while True:
+            count = _fill(stream, view[filled:filled + chunk], name, warn, base + filled)
+            at_eof = count == 0
+            total = filled + count
+            if skipping_long:
+                if at_eof:
+                    break
+                newline = buf.find(b"\n", 0, total)
+                if newline == -1:
+                    base += total
+                    filled = 0
+                    continue
+                buf[0:total - newline - 1] = buf[newline + 1:total]
+                base += newline + 1
+                total -= newline + 1
+                filled = total
+                skipping_long = False
+                previous_tail = None
+            if not warned_nul and count:
+                nul = buf.find(b"\x00", total - count, total)
+                if nul != -1:
+                    warned_nul = True
+                    warn("%s: NUL bytes near offset %d (binary junk, e.g. after a crash); they are ignored"
+                         % (name, base + nul))
             if at_eof:
-                break
-            newline = data.find(b"\n")
-            if newline == -1:
-                base += len(data)
-                continue
-            base += newline + 1
-            data = data[newline + 1:]
-            skipping_long = False
-            previous_tail = None
-        if not warned_nul and b"\x00" in data:
-            warned_nul = True
-            warn("%s: NUL bytes near offset %d (binary junk, e.g. after a crash); they are ignored"
-                 % (name, base + len(carry) + data.find(b"\x00")))
-        buf = carry + data if carry else data
-        if at_eof:
-            if not buf:
-                break
-            end = len(buf)     # the last line has no newline; scan it all the same
-        else:
-            end = buf.rfind(b"\n") + 1
-            if end == 0:
-                if len(buf) > MAX_CARRY:
+                if total == 0:
+                    break
+                end = total    # the last line has no newline; scan it all the same
+            else:
+                end = buf.rfind(b"\n", 0, total) + 1
+                if end == 0:
+                    if total > MAX_CARRY:
+                        if not warned_long:
+                            warned_long = True
+                            warn("%s: a line of more than %d bytes at offset %d is not kernel output; skipped"
+                                 % (name, MAX_CARRY, base))
+                        base += total
+                        filled = 0
+                        skipping_long = True
+                        continue
+                    filled = total
+                    continue
+            starts = set()
+            for needle in NEEDLES:
+                found = buf.find(needle, 0, end)
+                while found != -1:
+                    line_start = buf.rfind(b"\n", 0, found) + 1
+                    starts.add(line_start)
+                    line_end = buf.find(b"\n", found, end)
+                    if line_end == -1:
+                        break
+                    found = buf.find(needle, line_end + 1, end)
+            for line_start in sorted(starts):
+                line_end = buf.find(b"\n", line_start, end)
+                if line_end == -1:
+                    line_end = end
+                if line_end - line_start > MAX_LINE:
                     if not warned_long:
                         warned_long = True
-                        warn("%s: a line of more than %d bytes at offset %d is not kernel output; skipped"
-                             % (name, MAX_CARRY, base))
-                    base += len(buf)
-                    carry = b""
-                    skipping_long = True
+                        warn("%s: a line of %d bytes at offset %d is not kernel output; skipped"
+                             % (name, line_end - line_start, base + line_start))
                     continue
-                carry = buf
-                continue
-        starts = set()
-        for needle in NEEDLES:
-            found = buf.find(needle, 0, end)
-            while found != -1:
-                line_start = buf.rfind(b"\n", 0, found) + 1
-                starts.add(line_start)
-                line_end = buf.find(b"\n", found, end)
-                if line_end == -1:
-                    break
-                found = buf.find(needle, line_end + 1, end)
-        for line_start in sorted(starts):
-            line_end = buf.find(b"\n", line_start, end)
-            if line_end == -1:
-                line_end = end
-            if line_end - line_start > MAX_LINE:
-                if not warned_long:
-                    warned_long = True
-                    warn("%s: a line of %d bytes at offset %d is not kernel output; skipped"
-                         % (name, line_end - line_start, base + line_start))
-                continue
-            if line_start == 0:
-                previous = previous_tail
-            else:
-                previous = buf[buf.rfind(b"\n", 0, line_start - 1) + 1:line_start - 1]
-            following = None
-            if line_end < end:
-                next_end = buf.find(b"\n", line_end + 1, end)
-                following = buf[line_end + 1:next_end if next_end != -1 else end]
-            yield LineHit(base + line_start, buf[line_start:line_end], previous, following)
-        if end > 0:
-            last_start = buf.rfind(b"\n", 0, end - 1) + 1
-            previous_tail = buf[last_start:end].rstrip(b"\n")
-        carry = buf[end:]
-        base += end
-        if at_eof:
-            break
+                if line_start == 0:
+                    previous = previous_tail
+                else:
+                    previous = bytes(buf[buf.rfind(b"\n", 0, line_start - 1) + 1:line_start - 1])
+                following = None
+                if line_end < end:
+                    next_end = buf.find(b"\n", line_end + 1, end)
+                    following = bytes(buf[line_end + 1:next_end if next_end != -1 else end])
+                yield LineHit(base + line_start, bytes(buf[line_start:line_end]), previous, following)
+            if end > 0:
+                last_start = buf.rfind(b"\n", 0, end - 1) + 1
+                previous_tail = bytes(buf[last_start:end]).rstrip(b"\n")
+            buf[0:total - end] = buf[end:total]
+            base += end
+            filled = total - end
+            if at_eof:
+                break
+    finally:
+        view.release()
     yield base
 
 

@@ -88,7 +88,7 @@ def head_digest(head: bytes) -> str:
 def resume_offset(records: t.List[t.Dict[str, t.Any]], dev: int, ino: int, size: t.Optional[int],
                   read_head: t.Callable[[int], bytes], compressed: bool,
                   present: t.Optional[t.Dict[t.Tuple[int, int], bytes]] = None) -> t.Tuple[int, str]:
-    """Where to start reading a file, and why (``new``, ``resumed``, ``rotated``, ``truncated``).
+    """Where to start reading a file, and why (``new``, ``resumed``, ``rotated``, ``truncated``, ``replaced``).
 
     ``read_head(n)`` returns the first n bytes of the (decompressed) content; ``size`` is the
     content size when known (plain files). ``present`` maps (dev, ino) of every file in this scan
@@ -105,18 +105,18 @@ def resume_offset(records: t.List[t.Dict[str, t.Any]], dev: int, ino: int, size:
 
     same_inode = [r for r in records if r["dev"] == dev and r["ino"] == ino]
     for record in same_inode:
-        if size is not None and size < record["offset"]:
-            return 0, "truncated"
-        if head_matches(record):
+        if (size is None or size >= record["offset"]) and head_matches(record):
             return record["offset"], "resumed"
-        return 0, "truncated"
-    # A new inode: a rotated copy or a compressed old file carries a known head.
+    # A rotated copy or a compressed old file carries a known head. Checked before concluding
+    # "truncated": logrotate frees inodes and the next file it writes often gets one back.
     for record in sorted(records, key=lambda r: -r["offset"]):
         original = (present or {}).get((record["dev"], record["ino"]))
         if original is not None and head_digest(original[:record["head_len"]]) == record["head_sha1"]:
             continue
         if record["offset"] and (size is None or size >= record["offset"]) and head_matches(record):
             return record["offset"], "rotated"
+    for record in same_inode:
+        return 0, "truncated" if size is not None and size < record["offset"] else "replaced"
     return 0, "new"
 
 

@@ -289,7 +289,7 @@ ignored:
       type: int
 sources:
   description: What each source did. C(files.files) lists every file with its status (C(new), C(resumed),
-    C(rotated), C(truncated), C(unchanged)), compression and the byte range read.
+    C(rotated), C(truncated), C(replaced) - same inode, other content - or C(unchanged)), compression and the byte range read.
   returned: always
   type: dict
   sample:

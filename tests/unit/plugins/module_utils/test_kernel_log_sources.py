@@ -132,7 +132,7 @@ def test_truncated_then_grown_past_the_old_offset_is_detected_by_its_head(tmp_pa
     with open(str(log), "w") as handle:  # copytruncate, then more was written than before
         handle.write("Mar  6 00:00:00 node06 CRON[1]: new file\n" + log_text(4))
     assert xfs_count(run()) == 4
-    assert run.files[str(log)]["status"] == "truncated"
+    assert run.files[str(log)]["status"] == "replaced"
 
 
 def test_rotation_by_rename_loses_nothing(tmp_path):
@@ -341,3 +341,18 @@ def test_since_and_max_events(tmp_path):
     assert len(result["events"]) == 1 and result["events_dropped"] == 2
     assert result["events"][0]["origin"] == "syslog"  # the newest (last) one is kept
     assert result["first_seen"]["xfs_alloc_deadlock"] < result["last_seen"]["xfs_alloc_deadlock"]
+
+
+def test_reused_inode_is_recognised_by_content():
+    from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import file_record, resume_offset
+    old_damaged = file_record("/l/messages.3.gz", 1, 5, 900, b"old damaged head", True)
+    old_plain = file_record("/l/messages.1", 1, 6, 181, b"rotated content head", False)
+    head = b"rotated content head and the rest"
+    # messages.2.gz now has inode 5 (freed by logrotate) and carries messages.1's content.
+    assert resume_offset([old_damaged, old_plain], 1, 5, None, lambda n: head[:n], True) == (181, "rotated")
+    # Same inode, other content, nothing known: read from the start.
+    assert resume_offset([old_damaged], 1, 5, 4000, lambda n: b"x" * n, False) == (0, "replaced")
+    assert resume_offset([old_damaged], 1, 5, 10, lambda n: b"old damaged head"[:n], False) == (0, "truncated")
+    # The original still holds that content under its own inode: a look-alike is a new file.
+    assert resume_offset([old_plain], 1, 9, 4000, lambda n: head[:n], False,
+                         present={(1, 6): b"rotated content head"}) == (0, "new")
