@@ -33,7 +33,9 @@ class PlaybookRun(object):
         found = []
         for play in self.data.get("plays", []):
             for task in play.get("tasks", []):
-                if task["task"]["name"] == name and host in task["hosts"]:
+                # Role tasks are named "role : task"; either form matches.
+                full = task["task"]["name"]
+                if (full == name or full.endswith(" : " + name)) and host in task["hosts"]:
                     found.append(task["hosts"][host])
         return found
 
