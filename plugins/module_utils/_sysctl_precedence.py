@@ -103,11 +103,17 @@ def collect(config_root: str, overlay: t.Optional[t.Mapping[str, t.Optional[str]
     overlay = dict(overlay or {})
     boot = BootConfig()
     chosen = {}  # type: t.Dict[str, ConfigFile]
+    seen_dirs = set()  # type: t.Set[str]
     for directory in SYSCTL_DIRS:
         names = set()  # type: t.Set[str]
         try:
             real_dir = path_under(config_root, directory)
             if os.path.isdir(real_dir):
+                # Merged /usr: /lib/sysctl.d is /usr/lib/sysctl.d; reading it twice would only
+                # report every vendor file as shadowed by itself.
+                if os.path.realpath(real_dir) in seen_dirs:
+                    continue
+                seen_dirs.add(os.path.realpath(real_dir))
                 names.update(os.listdir(real_dir))
         except ProcFileError as exc:
             boot.warnings.append("%s not read: %s" % (directory, exc))

@@ -347,6 +347,13 @@ def main():
         if not os.path.isdir(p[option]):
             module.fail_json(msg="%s %s is not a directory" % (option, p[option]))
     file_path = _check_file_option(module, p["file"])
+    # On merged-/usr hosts /lib/sysctl.d is /usr/lib/sysctl.d: name the file the way the precedence
+    # model reads that directory (the first of SYSCTL_DIRS that resolves to it).
+    real_file_dir = os.path.realpath(os.path.join(config_root, os.path.dirname(file_path).lstrip("/")))
+    for candidate in SYSCTL_DIRS:
+        if os.path.realpath(os.path.join(config_root, candidate.lstrip("/"))) == real_file_dir:
+            file_path = candidate + "/" + os.path.basename(file_path)
+            break
     directory, dest = _dropin_location(module, config_root, file_path)
 
     try:

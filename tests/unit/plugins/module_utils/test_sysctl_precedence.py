@@ -98,3 +98,14 @@ def test_link_escaping_the_root_is_not_followed(tmp_path):
 ])
 def test_values_equal(left, right, equal):
     assert values_equal(left, right) is equal
+
+
+def test_merged_usr_lib_link_is_read_once(tmp_path):
+    root = build_tree(tmp_path, {"files": {"/usr/lib/sysctl.d/50-pid-max.conf": "kernel.pid_max = 4194304\n",
+                                           "/usr/lib/sysctl.d/70-vendor.conf": "vm.swappiness = 30\n"},
+                                 "links": {"/lib": "usr/lib"}})
+    boot = collect(root)
+    assert boot.shadowed == [] and boot.warnings == []
+    assert [c.path for c in boot.order["systemd"]] == ["/usr/lib/sysctl.d/50-pid-max.conf",
+                                                       "/usr/lib/sysctl.d/70-vendor.conf"]
+    assert analyse(boot, ["vm.swappiness"])["vm.swappiness"]["value"] == "30"
