@@ -21,7 +21,8 @@ import typing as t
 from ._kernel_log_patterns import (FORMS, KINDS, Match, classify_message, has_prefix, iso,
                                    parse_prefix, NEEDLES)
 from ._kernel_log_sources import (CHUNK, JournalEntry, LineHit, compression_of, journal_available,
-                                  open_decompressed, read_journal, read_kmsg, scan_stream, skip_bytes)
+                                  open_decompressed, read_journal, read_kmsg, scan_plain_file, scan_stream,
+                                  skip_bytes)
 from ._scan_state import HEAD_BYTES, file_record, resume_offset
 
 DEFAULT_PATHS = ("/var/log/messages*", "/var/log/kern.log*", "/var/log/syslog*")
@@ -219,16 +220,16 @@ def scan_file(summary: Summary, path: str, old_records: t.List[t.Dict[str, t.Any
         if compression:
             raw.seek(0)
             stream = open_decompressed(raw, compression)
-            skipped = skip_bytes(stream, start, path, warn)
-            start = skipped
+            start = skip_bytes(stream, start, path, warn)
+            items = scan_stream(stream, path, start, warn)
         else:
-            raw.seek(start)
-            stream = raw
+            # Up to the size seen now: lines appended while we read are left for the next run.
+            items = scan_plain_file(raw, path, start, st.st_size, warn)
         report["start"] = start
         invalid = 0
         end = start
         reference = st.st_mtime
-        for item in scan_stream(stream, path, start, warn):
+        for item in items:
             if isinstance(item, int):
                 end = item
                 continue

@@ -17,6 +17,7 @@ import gzip
 import json
 import lzma
 import os
+import struct
 import subprocess
 import typing as t
 import zlib
@@ -110,11 +111,13 @@ def _fill(stream: t.BinaryIO, view: memoryview, name: str, warn: Warn, position:
     return stream.readinto(view) or 0
 
 
-def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn) -> t.Iterator[t.Union[LineHit, int]]:
+def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.Optional[int] = None,
+                previous_line: t.Optional[bytes] = None) -> t.Iterator[t.Union[LineHit, int]]:
     """Yield a LineHit for every line holding a needle, then the offset where reading ended.
 
     ``start`` is the stream offset ``stream`` is positioned at (offsets in hits are absolute). The
     final yielded int is the offset after the last line read: a plain file resumes there.
+    ``stop`` (a line start) ends the scan early; ``previous_line`` is the line before ``start``.
 
     One buffer is reused for the whole stream (no per-chunk copies): the unfinished last line of a
     chunk moves to the front and the next chunk is read in after it.
@@ -124,12 +127,13 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn) -> t.Iter
     view = memoryview(buf)
     base = start               # stream offset of buf[0]
     filled = 0                 # bytes at the front of buf carried over (an unfinished line)
-    previous_tail = None       # last complete line of the previous chunk
+    previous_tail = previous_line  # last complete line of the previous chunk
     skipping_long = False
     warned_nul = warned_long = False
     try:
         while True:
-            count = _fill(stream, view[filled:filled + chunk], name, warn, base + filled)
+            want = chunk if stop is None else max(0, min(chunk, stop - base - filled))
+            count = _fill(stream, view[filled:filled + want], name, warn, base + filled) if want else 0
             at_eof = count == 0
             total = filled + count
             if skipping_long:
@@ -194,8 +198,8 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn) -> t.Iter
                     previous = previous_tail
                 else:
                     previous = bytes(buf[buf.rfind(b"\n", 0, line_start - 1) + 1:line_start - 1])
-                following = None
-                if line_end < end:
+                following = None  # unknown when the next line is not in memory yet (a chunk boundary)
+                if line_end + 1 < end:
                     next_end = buf.find(b"\n", line_end + 1, end)
                     following = bytes(buf[line_end + 1:next_end if next_end != -1 else end])
                 yield LineHit(base + line_start, bytes(buf[line_start:line_end]), previous, following)
@@ -210,6 +214,146 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn) -> t.Iter
     finally:
         view.release()
     yield base
+
+
+# ---- big plain files: two processes ------------------------------------------------------------
+
+# Below this a second process costs more than it saves.
+PARALLEL_MIN = 64 * 1024 * 1024
+_HIT, _WARN, _END = 1, 2, 3
+_FRAME = struct.Struct(">BQiii")
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _line_before(fd: int, offset: int) -> t.Optional[bytes]:
+    """The complete line ending just before ``offset`` (a line start), or None."""
+    if offset <= 0:
+        return None
+    window = os.pread(fd, min(offset, MAX_LINE), max(0, offset - MAX_LINE))
+    if not window.endswith(b"\n"):
+        return None
+    start = window.rfind(b"\n", 0, len(window) - 1)
+    if start == -1 and len(window) == MAX_LINE:
+        return None  # longer than any kernel line
+    return window[start + 1:-1]
+
+
+def _next_line_start(fd: int, offset: int) -> int:
+    """The first line start at or after ``offset`` (the file size when there is none)."""
+    position = max(offset, 1) - 1  # a newline at offset-1 makes offset itself a line start
+    while True:
+        window = os.pread(fd, 1024 * 1024, position)
+        if not window:
+            return position
+        newline = window.find(b"\n")
+        if newline != -1:
+            return position + newline + 1
+        position += len(window)
+
+
+def _write_frames(out: t.BinaryIO, items: t.Iterable[t.Union[LineHit, int]], warnings: t.List[str]) -> None:
+    for item in items:
+        if isinstance(item, LineHit):
+            previous = item.previous if item.previous is not None else b""
+            following = item.following if item.following is not None else b""
+            out.write(_FRAME.pack(_HIT, item.offset, len(item.line),
+                                  -1 if item.previous is None else len(previous),
+                                  -1 if item.following is None else len(following)))
+            out.write(item.line + previous + following)
+        else:
+            out.write(_FRAME.pack(_END, item, 0, -1, -1))
+    for text in warnings:
+        data = text.encode("utf-8", "replace")
+        out.write(_FRAME.pack(_WARN, 0, len(data), -1, -1))
+        out.write(data)
+
+
+def _read_frames(data: bytes, warn: Warn) -> t.Iterator[t.Union[LineHit, int]]:
+    position = 0
+    while position + _FRAME.size <= len(data):
+        kind, offset, size, previous_size, following_size = _FRAME.unpack_from(data, position)
+        position += _FRAME.size
+        if kind == _WARN:
+            warn(data[position:position + size].decode("utf-8", "replace"))
+            position += size
+            continue
+        if kind == _END:
+            yield offset
+            continue
+        line = data[position:position + size]
+        position += size
+        previous = None
+        if previous_size >= 0:
+            previous = data[position:position + previous_size]
+            position += previous_size
+        following = None
+        if following_size >= 0:
+            following = data[position:position + following_size]
+            position += following_size
+        yield LineHit(offset, line, previous, following)
+
+
+def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: Warn) -> t.Iterator[t.Union[LineHit, int]]:
+    """scan_stream over an uncompressed file from ``start``; a big file is split at a line start and
+    the second half is scanned by a forked child at the same time (the needle search is CPU-bound
+    and holds the GIL, so threads would not help)."""
+    fd = raw.fileno()
+    before = _line_before(fd, start)  # context for a wrapped first line when resuming
+    middle = _next_line_start(fd, start + (size - start) // 2)
+    if size - start < PARALLEL_MIN or usable_cpus() < 2 or not hasattr(os, "fork") or not start < middle < size:
+        raw.seek(start)
+        for item in scan_stream(raw, name, start, warn, previous_line=before):
+            yield item
+        return
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raw.seek(start)
+        for item in scan_stream(raw, name, start, warn, previous_line=before):
+            yield item
+        return
+    if pid == 0:  # child: the second half, results framed into the pipe
+        status = 1
+        try:
+            os.close(read_end)
+            child_warnings = []  # type: t.List[str]
+            with open(name, "rb") as handle, os.fdopen(write_end, "wb", buffering=1024 * 1024) as out:
+                if os.fstat(handle.fileno()).st_ino != os.fstat(fd).st_ino:
+                    raise OSError("file replaced during the scan")
+                handle.seek(middle)
+                items = list(scan_stream(handle, name, middle, child_warnings.append, stop=size,
+                                         previous_line=_line_before(handle.fileno(), middle)))
+                _write_frames(out, items, child_warnings)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        raw.seek(start)
+        for item in scan_stream(raw, name, start, warn, stop=middle, previous_line=before):
+            if isinstance(item, LineHit):
+                yield item
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+    finally:
+        _pid, status = os.waitpid(pid, 0)
+    if status != 0:
+        # The child failed: scan its half here rather than lose it.
+        raw.seek(middle)
+        for item in scan_stream(raw, name, middle, warn, stop=size, previous_line=_line_before(fd, middle)):
+            yield item
+        return
+    for item in _read_frames(data, warn):
+        yield item
 
 
 # ---- /dev/kmsg ----------------------------------------------------------------------------------

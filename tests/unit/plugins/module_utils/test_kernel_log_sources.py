@@ -356,3 +356,47 @@ def test_reused_inode_is_recognised_by_content():
     # The original still holds that content under its own inode: a look-alike is a new file.
     assert resume_offset([old_plain], 1, 9, 4000, lambda n: head[:n], False,
                          present={(1, 6): b"rotated content head"}) == (0, "new")
+
+
+# ---- big files: the second half is scanned by a child process --------------------------------------
+
+def _hits(items, data):
+    hits = [h for h in items if not isinstance(h, int)]
+    for hit in hits:
+        # The line after a hit is known unless it sits across a chunk boundary.
+        line_end = hit.offset + len(hit.line)
+        true_next = data[line_end + 1:data.find(b"\n", line_end + 1)] if line_end + 1 < len(data) else None
+        assert hit.following is None or hit.following == true_next
+    return [(h.offset, h.line, h.previous) for h in hits], items[-1]
+
+
+@pytest.mark.parametrize("chunk", [50, 4096, 8 * 1024 * 1024])
+def test_two_process_scan_equals_one_process_scan(monkeypatch, tmp_path, chunk):
+    text = "".join((NOISE * (i % 7)) + xfs_line(i) + ("x" * (i * 37 % 500)) + "\n" for i in range(300))
+    path = tmp_path / "messages"
+    path.write_text(text)
+    data = path.read_bytes()
+    monkeypatch.setattr(sources, "CHUNK", chunk)
+    with open(str(path), "rb") as raw:
+        single, single_end = _hits(list(sources.scan_stream(raw, str(path), 0, [].append)), data)
+    assert len(single) == 300 and single_end == len(data)
+    monkeypatch.setattr(sources, "PARALLEL_MIN", 1)
+    for start in (0, single[10][0], single[150][0]):
+        warnings = []
+        with open(str(path), "rb") as raw:
+            double, end = _hits(list(sources.scan_plain_file(raw, str(path), start, len(data), warnings.append)), data)
+        assert end == len(data) and warnings == []
+        assert double == [h for h in single if h[0] >= start]
+
+
+def test_two_process_scan_of_damaged_file_reports_child_warnings(monkeypatch, tmp_path):
+    monkeypatch.setattr(sources, "PARALLEL_MIN", 1)
+    path = tmp_path / "messages"
+    with open(str(path), "wb") as handle:
+        handle.write((NOISE * 2000 + xfs_line(1)).encode())
+        handle.write(b"\x00" * 100 + b"\n" + b"A" * (3 * 1024 * 1024) + b" allocation \n" + xfs_line(2).encode())
+    run = Run([str(path)])
+    result = run()
+    assert xfs_count(result) == 2
+    assert any("NUL" in w for w in run.warnings) and any("not kernel output" in w for w in run.warnings)
+    assert run.files[str(path)]["end"] == path.stat().st_size
