@@ -278,12 +278,22 @@ def prometheus_text(row: t.Dict[str, t.Any], generated_ts: t.Optional[float] = N
         if reclaim.get("target_met") is not None:
             fam.add("memfrag_reclaim_target_met", "gauge", "1 when the last reclaim reached its target.", {},
                     bool(reclaim.get("target_met")))
-        for action in _reclaim_actions(reclaim):
-            fam.add("memfrag_reclaim_action", "gauge", "Actions taken by the last reclaim run (1 per action).",
-                    {"action": action}, 1)
+        for action, detail in zip(_reclaim_actions(reclaim), _reclaim_details(reclaim)):
+            fam.add("memfrag_reclaim_action", "gauge",
+                    "Steps of the last reclaim run: 1 when the step changed the host, 0 when refused or a no-op.",
+                    {"action": action}, bool(detail.get("changed", True)) and not detail.get("refused"))
+        for stage in ("before", "after"):
+            fam.add("memfrag_reclaim_high_order_bytes", "gauge",
+                    "Free bytes at or above the reclaim order in the judged zones, before and after the last reclaim run.",
+                    {"stage": stage}, reclaim.get(stage + "_high_order_bytes"))
     if generated_ts is not None:
         fam.add("memfrag_report_timestamp_seconds", "gauge", "When this report was generated.", {}, generated_ts)
     return fam.text()
+
+
+def _reclaim_details(reclaim: t.Dict[str, t.Any]) -> t.List[t.Dict[str, t.Any]]:
+    actions = reclaim.get("actions") or []
+    return [a if isinstance(a, dict) else {} for a in (actions if isinstance(actions, list) else [actions])]
 
 
 def _reclaim_actions(reclaim: t.Dict[str, t.Any]) -> t.List[str]:
@@ -401,10 +411,21 @@ def _host_row(row: t.Dict[str, t.Any]) -> str:
     if not reclaim:
         rec = '<span class="muted">not run</span>'
     else:
-        actions = _reclaim_actions(reclaim)
-        rec = "needed: %s<br>actions: %s<br>target met: %s%s" % (
-            e(str(bool(reclaim.get("needed")))), e(", ".join(actions) or "none"), e(str(reclaim.get("target_met"))),
-            ("<br>" + e(str(reclaim["reason"]))) if reclaim.get("reason") else "")
+        steps = []
+        for action, detail in zip(_reclaim_actions(reclaim), _reclaim_details(reclaim)):
+            note = detail.get("summary") or ("refused: %s" % detail["refused"] if detail.get("refused") else "")
+            steps.append("<li>%s%s</li>" % (e(action), (": " + e(str(note))) if note else ""))
+        gain = ""
+        if isinstance(reclaim.get("before_high_order_bytes"), (int, float)) and \
+                isinstance(reclaim.get("after_high_order_bytes"), (int, float)):
+            gain = "<br>order &ge; %s free: %s &rarr; %s" % (
+                e(str(reclaim.get("order", ""))), e(_human(reclaim["before_high_order_bytes"])),
+                e(_human(reclaim["after_high_order_bytes"])))
+        rec = '%s, target %s%s%s<ul class="find">%s</ul>%s' % (
+            "needed" if reclaim.get("needed") else "not needed",
+            "met" if reclaim.get("target_met") else '<span class="off">not met</span>',
+            " (check mode)" if reclaim.get("check_mode") else "", gain, "".join(steps),
+            ('<span class="muted">%s</span>' % e(str(reclaim["reason"]))) if reclaim.get("reason") else "")
     cells.append('<td class="reclaim">%s</td>' % rec)
     if row["findings"]:
         cells[0] = cells[0][:-5] + '<ul class="find">%s</ul></td>' % "".join(

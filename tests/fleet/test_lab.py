@@ -78,17 +78,18 @@ def _start_fragmenter(vm_lab, vm, mib):
 def test_reclaim_on_real_page_cache_fragmentation(vm_lab, fleet_playbook):
     """Clean page cache with order-0 holes (the drop_caches case): compaction alone cannot free it, the
     second stage (drop the page cache, compact again) turns it back into high-order blocks."""
-    target_mb = 160
     before = {}
+    hosts = vm_lab.inventory()
     try:
         for vm in vm_lab.vms:
-            _start_fragmenter(vm_lab, vm, 240)
+            frag = _start_fragmenter(vm_lab, vm, 300)
             vm_lab.ssh(vm, "sync; echo 1 > /proc/sys/vm/compact_memory")  # what compaction alone can do is done
             before[vm.name] = buddyinfo_high_order_mib(vm_lab.ssh(vm, "cat /proc/buddyinfo"))
-            assert before[vm.name] < target_mb, ("the fragmenter did not fragment %s enough" % vm.name, before)
-        run = fleet_playbook("reclaim.yml", vm_lab.inventory(), {
-            "memfrag_become": True, "reclaim_target_free_mb": target_mb, "reclaim_cooldown": 0,
-            "reclaim_serial": 2, "reclaim_max_dirty_mb": 64})
+            # A target compaction alone cannot reach (it just ran) but the page cache held in holes can give.
+            hosts[vm.name]["reclaim_target_free_mb"] = int(before[vm.name]) + 64
+            print("%s: fragmenter %s; order>=4 free after a plain compaction: %.1f MiB" % (vm.name, frag, before[vm.name]))
+        run = fleet_playbook("reclaim.yml", hosts, {
+            "memfrag_become": True, "reclaim_cooldown": 0, "reclaim_serial": 2, "reclaim_max_dirty_mb": 64})
         assert run.rc == 0, run
         for vm in vm_lab.vms:
             reclaim = run.results("Record what reclaim did for the fleet report", vm.name)[-1]["ansible_facts"]["memfrag_reclaim"]
@@ -96,7 +97,8 @@ def test_reclaim_on_real_page_cache_fragmentation(vm_lab, fleet_playbook):
             assert reclaim["needed"] and steps[0] == "compact_memory", reclaim
             assert "drop_caches pagecache" in steps, reclaim
             gained = (reclaim["after_high_order_bytes"] - reclaim["before_high_order_bytes"]) / 1048576.0
-            assert gained > 48, (vm.name, gained, reclaim)
+            print("%s: reclaim %s, order>=4 free +%.1f MiB, target met: %s" % (vm.name, steps, gained, reclaim["target_met"]))
+            assert gained > 48 and reclaim["target_met"], (vm.name, gained, reclaim)
             # Checked on the host itself, not only in what the play reported.
             after = buddyinfo_high_order_mib(vm_lab.ssh(vm, "cat /proc/buddyinfo"))
             assert after > before[vm.name] + 48, (vm.name, before[vm.name], after)

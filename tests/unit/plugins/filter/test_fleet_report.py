@@ -66,8 +66,12 @@ def hostvars():
                                    "numbers": {"order": 5, "count": 3}}],
                         log={"counts": {"xfs_alloc_deadlock": 7, "page_alloc_failure": 3},
                              "last_seen": {"xfs_alloc_deadlock": "2026-11-20T10:00:00+00:00"}},
-                        reclaim={"needed": True, "reason": "unusable 0.99", "actions": ["drop_caches", "compact_memory"],
-                                 "target_met": False}),
+                        reclaim={"needed": True, "reason": "unusable 0.99", "target_met": False, "order": 4,
+                                 "before_high_order_bytes": 1048576, "after_high_order_bytes": 5 * 1048576,
+                                 "actions": [{"action": "compact_memory", "changed": True, "refused": None,
+                                              "summary": "compact_memory in 0.1s"},
+                                             {"action": "drop_caches pagecache", "changed": False, "refused": "dirty",
+                                              "summary": ""}]}),
         "app-warn": host("warning", [zone(1, "Normal", FRAGMENTED)]),
         "gone": {},  # unreachable: no facts at all
     }
@@ -143,6 +147,7 @@ def test_html_is_self_contained_and_has_a_row_and_chart_per_zone(hostvars):
     assert not [tag for tag, _ in parser.tags if tag in ("script", "img", "link", "iframe", "object")]
     assert not [a for _, a in parser.tags if any(v and "http" in v and k in ("src", "href") for k, v in a.items())]
     assert "Fleet &amp; friends" in page and "evil&lt;script&gt;" in page
+    assert "drop_caches pagecache: refused: dirty" in page and "1.0 MiB &rarr; 5.0 MiB" in page
 
 
 # A strict reader of the text exposition format 0.0.4 (what node_exporter's textfile collector parses).
@@ -193,6 +198,8 @@ def test_prometheus_text_for_a_critical_host(hostvars):
     assert value[("memfrag_vm_tunable_off_baseline", (("name", "min_free_kbytes"),))] == 1
     assert value[("memfrag_reclaim_needed", ())] == 1 and value[("memfrag_reclaim_target_met", ())] == 0
     assert value[("memfrag_reclaim_action", (("action", "compact_memory"),))] == 1
+    assert value[("memfrag_reclaim_action", (("action", "drop_caches pagecache"),))] == 0  # refused
+    assert value[("memfrag_reclaim_high_order_bytes", (("stage", "after"),))] == 5 * 1048576
     assert value[("memfrag_report_timestamp_seconds", ())] == 1795219200
 
 
