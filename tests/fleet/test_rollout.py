@@ -140,3 +140,83 @@ def test_missing_interface_is_skipped_with_the_reason(netns_fleet, fleet_playboo
     reclaim = run.results("Record what reclaim did for the fleet report", "nocompact")[-1]["ansible_facts"]["memfrag_reclaim"]
     reasons = " ".join(str(a.get("refused")) + " " + str(a.get("summary")) for a in reclaim["actions"])
     assert "missing" in reasons or "compact_memory" in reasons, reclaim
+
+
+def tune_inventory(fleet, names=None):
+    hosts = fleet.inventory(names)
+    for name, hv in hosts.items():
+        hv.update({"sysctl_tuning_proc_root": fleet.trees[name]["proc_root"],
+                   "sysctl_tuning_config_root": fleet.trees[name]["config_root"]})
+    return hosts
+
+
+TUNE_VARS = {"sysctl_tuning_computed_keys": [], "sysctl_tuning_skip_missing": True,
+             "sysctl_tuning_settings": {"vm.min_free_kbytes": 70000, "vm.compaction_proactiveness": 30}}
+
+
+def sysctl_value(fleet, name, key):
+    path = os.path.join(fleet.trees[name]["proc_root"], "sys/vm", key)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read().strip()
+
+
+def dropin(fleet, name):
+    path = os.path.join(fleet.trees[name]["config_root"], "etc/sysctl.d/60-memfrag.conf")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read()
+
+
+def test_tune_rollout_with_faults_and_a_kernel_without_compaction(netns_fleet, fleet_playbook):
+    for name in ("t1", "t2"):
+        netns_fleet.add(name)
+    netns_fleet.add("tdown", reachable=False)
+    netns_fleet.add("trosys", readonly_sys=True)
+    netns_fleet.add("tnocompact", missing=("compact_memory", "compaction_proactiveness"))
+    run = fleet_playbook("tune.yml", tune_inventory(netns_fleet),
+                         dict(TUNE_VARS, memfrag_serial=10, memfrag_max_fail_percentage=100))
+    assert run.stats["tdown"]["unreachable"] == 1, run
+    assert run.stats["trosys"]["failures"] == 1, run
+    assert any("read-only" in m.lower() for m in run.failures("trosys")), run.failures("trosys")
+    assert dropin(netns_fleet, "trosys") is None  # nothing persisted that the kernel did not take
+    for name in ("t1", "t2"):
+        assert run.stats[name]["failures"] == 0, (name, run)
+        assert sysctl_value(netns_fleet, name, "min_free_kbytes") == "70000"
+        assert sysctl_value(netns_fleet, name, "compaction_proactiveness") == "30"
+        assert "vm.compaction_proactiveness = 30" in dropin(netns_fleet, name)
+    # No compaction_proactiveness on this kernel: skipped with the reason, the rest applied, not failed.
+    assert run.stats["tnocompact"]["failures"] == 0, (run, run.failures("tnocompact"))
+    assert sysctl_value(netns_fleet, "tnocompact", "min_free_kbytes") == "70000"
+    assert "compaction_proactiveness" not in dropin(netns_fleet, "tnocompact")
+    applied = run.results("Apply the baseline through vm_sysctl", "tnocompact")[-1]
+    assert any("compaction_proactiveness" in w for w in applied.get("warnings", [])), applied.get("warnings")
+
+
+def test_tune_max_fail_percentage_leaves_later_batches_untouched(netns_fleet, fleet_playbook):
+    netns_fleet.add("u1", readonly_sys=True)
+    for name in ("u2", "u3", "u4"):
+        netns_fleet.add(name)
+    before = dict((n, host_state(netns_fleet, n)) for n in ("u3", "u4"))
+    run = fleet_playbook("tune.yml", tune_inventory(netns_fleet),
+                         dict(TUNE_VARS, memfrag_serial=2, memfrag_max_fail_percentage=0))
+    assert run.rc != 0 and run.stats["u1"]["failures"] == 1, run
+    assert run.batches() == [["u1", "u2"]]
+    for name, state in before.items():
+        assert host_state(netns_fleet, name) == state, name
+        assert dropin(netns_fleet, name) is None
+
+
+def test_tune_check_mode_changes_nothing(netns_fleet, fleet_playbook):
+    for name in ("k1", "k2"):
+        netns_fleet.add(name)
+    hosts = tune_inventory(netns_fleet)
+    before = dict((n, host_state(netns_fleet, n)) for n in hosts)
+    run = fleet_playbook("tune.yml", hosts, dict(TUNE_VARS, memfrag_serial=10), check=True, args=["--diff"])
+    assert run.rc == 0, run
+    for name in hosts:
+        result = run.results("Apply the baseline through vm_sysctl", name)[-1]
+        assert result["changed"], result  # it would change...
+        assert host_state(netns_fleet, name) == before[name], name  # ...but nothing was written
