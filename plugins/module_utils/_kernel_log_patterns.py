@@ -48,6 +48,13 @@ FORM_KIND = {
 # "oom-kill": "invoked oom-killer" and the 5.x "oom-kill:constraint=" summary. " process ":
 # "Killed process", "Kill process ... score/sharing same memory" and 2.6.32's "kill process".
 NEEDLES = (b"allocation", b"blocked for more than", b"oom-kill", b" process ")
+# " process " is common in noise (systemd's "Main process exited", "Killing process"): a hit counts
+# only right after one of these words, checked in place before the line is even cut out.
+NEEDLE_AFTER = {b" process ": (b"Kill", b"kill", b"Killed")}
+# Cheap confirmation on the raw line before any decoding or prefix parsing.
+CONFIRM = re.compile(rb"possible memory allocation deadlock|page allocation (?:failure|stalls)"
+                     rb"|blocked for more than \d+ seconds|invoked oom-killer|oom-kill:constraint"
+                     rb"|[Kk]ill(?:ed)? process")
 
 # Longest line worth decoding. The kernel's own limit is 1024 bytes (LOG_LINE_MAX) plus a syslog
 # prefix; anything far longer is not kernel output.

@@ -22,7 +22,7 @@ import subprocess
 import typing as t
 import zlib
 
-from ._kernel_log_patterns import MAX_LINE, NEEDLES
+from ._kernel_log_patterns import CONFIRM, MAX_LINE, NEEDLE_AFTER, NEEDLES
 
 CHUNK = 8 * 1024 * 1024
 # A "line" this long without a newline is binary junk; stop buffering it and skip to the next newline.
@@ -176,8 +176,12 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.O
                     continue
             starts = set()
             for needle in NEEDLES:
+                after = NEEDLE_AFTER.get(needle)
                 found = buf.find(needle, 0, end)
                 while found != -1:
+                    if after is not None and not buf.endswith(after, 0, found):
+                        found = buf.find(needle, found + 1, end)
+                        continue
                     line_start = buf.rfind(b"\n", 0, found) + 1
                     starts.add(line_start)
                     line_end = buf.find(b"\n", found, end)
@@ -193,6 +197,8 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.O
                         warned_long = True
                         warn("%s: a line of %d bytes at offset %d is not kernel output; skipped"
                              % (name, line_end - line_start, base + line_start))
+                    continue
+                if CONFIRM.search(buf, line_start, line_end) is None:
                     continue
                 if line_start == 0:
                     previous = previous_tail

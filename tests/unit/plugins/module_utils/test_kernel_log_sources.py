@@ -65,7 +65,7 @@ def test_hits_do_not_depend_on_chunk_boundaries(monkeypatch, chunk, fixtures_dir
     expected = []
     offset = 0
     for line in data.split(b"\n"):
-        if any(n in line for n in sources.NEEDLES):
+        if sources.CONFIRM.search(line):
             expected.append((offset, line))
         offset += len(line) + 1
     assert hits == expected
