@@ -67,7 +67,7 @@ def build_pagecache(mib: int, directory: str) -> t.Tuple[str, int]:
     fd, path = tempfile.mkstemp(prefix="memfrag-fragmenter-", dir=directory)
     block = b"\xa5" * PAGE
     try:
-        for _ in range(size // PAGE):
+        for dummy in range(size // PAGE):
             os.write(fd, block)
         os.fsync(fd)
         holes = 0
@@ -80,7 +80,7 @@ def build_pagecache(mib: int, directory: str) -> t.Tuple[str, int]:
 
 
 def main(argv: t.Optional[t.List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--shape", choices=("anon", "pagecache"), required=True)
     parser.add_argument("--mib", type=int, default=2048, help="footprint before the holes are made (max %d)" % MAX_MIB)
     parser.add_argument("--dir", default="/var/tmp", help="directory for the page-cache file (not tmpfs)")

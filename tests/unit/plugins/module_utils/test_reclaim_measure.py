@@ -23,25 +23,25 @@ def test_buddy_snapshot_bytes_per_order():
 
 
 def test_page_size_scales_bytes():
-    small, _ = measure.buddy_snapshot(TREE, 4096)
-    large, _ = measure.buddy_snapshot(TREE, 65536)
+    small = measure.buddy_snapshot(TREE, 4096)[0]
+    large = measure.buddy_snapshot(TREE, 65536)[0]
     assert large[1]["free_bytes"] == 16 * small[1]["free_bytes"]
 
 
 def test_meminfo_snapshot_keeps_only_the_fields_that_matter():
-    mem, _ = measure.meminfo_snapshot(TREE)
+    mem = measure.meminfo_snapshot(TREE)[0]
     assert mem == {"MemFree": 20218240 * 1024, "Cached": 2334940 * 1024, "SReclaimable": 181952 * 1024,
                    "Dirty": 12288 * 1024, "Writeback": 0}
 
 
 def test_high_order_bytes_past_the_last_order_is_zero():
-    zones, _ = measure.buddy_snapshot(TREE, 4096)
+    zones = measure.buddy_snapshot(TREE, 4096)[0]
     assert measure.high_order_bytes(zones, 11) == 0
     assert measure.high_order_bytes(zones, 10) == (3 + 752 + 8) * (4096 << 10)
 
 
 def test_summary_line():
-    before, _ = measure.buddy_snapshot(TREE, 4096)
+    before = measure.buddy_snapshot(TREE, 4096)[0]
     after = [dict(z) for z in before]
     after[2] = dict(after[2], free_bytes_at_or_above_order=[v + 64 * 2 ** 20 for v in after[2]["free_bytes_at_or_above_order"]])
     line = measure.summary("compact_memory", before, after, 0.25,
