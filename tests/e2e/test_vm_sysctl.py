@@ -353,8 +353,7 @@ def test_model_matches_real_appliers(tmp_path, case):
 
 ROLE_PLAY = """
 - hosts: localhost
-  gather_facts: true
-  gather_subset: [min]
+  gather_facts: false
   roles:
     - role: memfrag.linux.sysctl_tuning
 """
