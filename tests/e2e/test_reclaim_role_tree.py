@@ -109,3 +109,35 @@ def test_missing_compaction_fails_the_host(run_playbook, tmp_path):
     assert run.rc != 0
     result = run.task_result(PREFIX + "Compact memory")
     assert result["failed"] is True and "CONFIG_COMPACTION" in result["msg"]
+
+
+def test_serial_batches_and_max_fail_percentage(run_playbook, tmp_path):
+    """Two hosts, one per batch; the first fails (no compaction interface) so the rollout stops before the second."""
+    trees = {}
+    lines = ["[fleet]"]
+    for name in ("h1", "h2"):
+        trees[name] = make_tree(tmp_path / name)
+        host_vars = role_vars(trees[name])
+        lines.append("%s ansible_connection=local ansible_python_interpreter=%s %s" % (
+            name, sys.executable, " ".join("%s=%s" % item for item in sorted(host_vars.items()))))
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("\n".join(lines) + "\n")
+
+    run = run_playbook(PLAYBOOK, inventory=str(inventory), extra_vars={"memfrag_hosts": "fleet", "reclaim_serial": 1})
+    assert run.rc == 0, run.stdout[-3000:]
+    assert reclaim_fact_of(run, "h1")["needed"] and reclaim_fact_of(run, "h2")["needed"]
+
+    os.unlink(str(trees["h1"] / "proc/sys/vm/compact_memory"))
+    for name in ("h1", "h2"):
+        (trees[name] / "var").rename(trees[name] / "var.first-run")  # forget the cooldown of the first run
+    stopped = run_playbook(PLAYBOOK, inventory=str(inventory),
+                           extra_vars={"memfrag_hosts": "fleet", "reclaim_serial": 1, "reclaim_max_fail_percentage": 0})
+    assert stopped.rc != 0
+    assert stopped.task_results(PREFIX + "Compact memory", host="h1")[0]["failed"] is True
+    assert stopped.task_results(PREFIX + "Compact memory", host="h2") == []
+    assert (trees["h2"] / "proc/sys/vm/compact_memory").read_text() == "1"  # only from the first run
+    assert not (trees["h2"] / "var").exists()
+
+
+def reclaim_fact_of(run, host):
+    return run.task_result(RECORD, host=host)["ansible_facts"]["memfrag_reclaim"]
