@@ -194,7 +194,7 @@ def parse_prefix(line: str, reference: float) -> Speaker:
             text = text[match.end():]
             break
     uptime = None
-    for _ in range(4):  # "<4>[ 12.3] [ T12] ..." in any order, each at most once in practice
+    for _attempt in range(4):  # "<4>[ 12.3] [ T12] ..." in any order, each at most once in practice
         stripped = text.lstrip()
         match = _LEVEL.match(stripped)
         if match:

@@ -20,7 +20,7 @@ import typing as t
 
 from ._kernel_log_patterns import (FORMS, KINDS, Match, classify_message, has_prefix, iso,
                                    parse_prefix, NEEDLES)
-from ._kernel_log_sources import (CHUNK, JournalEntry, LineHit, compression_of, journal_available,
+from ._kernel_log_sources import (JournalEntry, LineHit, compression_of, journal_available,
                                   open_decompressed, read_journal, read_kmsg, scan_plain_file, scan_stream,
                                   skip_bytes)
 from ._scan_state import HEAD_BYTES, file_record, resume_offset

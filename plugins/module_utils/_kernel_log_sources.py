@@ -314,8 +314,7 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
     middle = _next_line_start(fd, start + (size - start) // 2)
     if size - start < PARALLEL_MIN or usable_cpus() < 2 or not hasattr(os, "fork") or not start < middle < size:
         raw.seek(start)
-        for item in scan_stream(raw, name, start, warn, previous_line=before):
-            yield item
+        yield from scan_stream(raw, name, start, warn, previous_line=before)
         return
     read_end, write_end = os.pipe()
     try:
@@ -324,8 +323,7 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
         os.close(read_end)
         os.close(write_end)
         raw.seek(start)
-        for item in scan_stream(raw, name, start, warn, previous_line=before):
-            yield item
+        yield from scan_stream(raw, name, start, warn, previous_line=before)
         return
     if pid == 0:  # child: the second half, results framed into the pipe
         status = 1
@@ -355,11 +353,9 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
     if status != 0:
         # The child failed: scan its half here rather than lose it.
         raw.seek(middle)
-        for item in scan_stream(raw, name, middle, warn, stop=size, previous_line=_line_before(fd, middle)):
-            yield item
+        yield from scan_stream(raw, name, middle, warn, stop=size, previous_line=_line_before(fd, middle))
         return
-    for item in _read_frames(data, warn):
-        yield item
+    yield from _read_frames(data, warn)
 
 
 # ---- /dev/kmsg ----------------------------------------------------------------------------------
@@ -474,9 +470,8 @@ def read_journal(journalctl: str, since: t.Optional[float], cursor: t.Optional[s
         yield "cannot run %s: %s" % (journalctl, exc.strerror or exc)
         return
     count = 0
-    assert proc.stdout is not None
     last_cursor = None
-    for raw in proc.stdout:
+    for raw in proc.stdout or ():
         count += 1
         wanted = any(needle in raw for needle in NEEDLES)
         if not wanted and count > 1:

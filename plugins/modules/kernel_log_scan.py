@@ -99,7 +99,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The scan runs; O(state_file) is not written and RV(changed) says whether it would have been.
+    details: The scan runs; O(state_file) is not written and C(changed) says whether it would have been.
   diff_mode:
     support: none
   platform:

@@ -59,13 +59,15 @@ NOISE = [
                    "pam_unix(cron:session): session closed for user root"]),
     ("kernel", ["[{up}] IPv4: martian source 10.0.{a}.{b} from 10.0.{b}.{a}, on dev eth0",
                 "[{up}] EXT4-fs (sda1): re-mounted {hex}. Quota mode: none.",
-                "[{up}] audit: type=1400 audit({n}.123:{p}): apparmor=\"DENIED\" operation=\"open\" profile=\"snap.lxd\" name=\"/proc/{p}/mounts\" pid={p} comm=\"lxd\" requested_mask=\"r\"",
+                "[{up}] audit: type=1400 audit({n}.123:{p}): apparmor=\"DENIED\" operation=\"open\" "
+                "profile=\"snap.lxd\" name=\"/proc/{p}/mounts\" pid={p} comm=\"lxd\" requested_mask=\"r\"",
                 "[{up}] TCP: request_sock_TCP: Possible SYN flooding on port {port}. Sending cookies.",
                 "[{up}] XFS (dm-{a}): Ending clean mount",
                 "[{up}] perf: interrupt took too long ({n} > {p}), lowering kernel.perf_event_max_sample_rate to 79750",
                 "[{up}] oom_reaper: reaped process {p} (java), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB",
                 "[{up}] docker0: port {a}(veth{hex}) entered blocking state"]),
-    ("dockerd[{p}]", ["time=\"2024-03-05T22:42:57.{n}\" level=info msg=\"ignoring event\" container={hex}{hex} module=libcontainerd namespace=moby topic=/tasks/delete type=\"*events.TaskDelete\"",
+    ("dockerd[{p}]", ["time=\"2024-03-05T22:42:57.{n}\" level=info msg=\"ignoring event\" container={hex}{hex} "
+                      "module=libcontainerd namespace=moby topic=/tasks/delete type=\"*events.TaskDelete\"",
                       "time=\"2024-03-05T22:42:58.{n}\" level=warning msg=\"cleaning up after shim disconnected\" id={hex} namespace=moby"]),
     ("postfix/smtpd[{p}]", ["connect from unknown[192.0.2.{a}]",
                             "disconnect from unknown[192.0.2.{a}] ehlo=1 mail=1 rcpt=0/1 data=0/1 commands=2/5"]),
@@ -90,17 +92,17 @@ def _fill(template, rng):
 
 def generate(path, size, rng):
     pool = []
-    for _ in range(50000):
+    for _index in range(50000):
         tag, messages = rng.choice(NOISE)
         pool.append("%s %s: %s" % (rng.choice(HOSTS), _fill(tag, rng), _fill(rng.choice(messages), rng)))
     planted = []
     for count, tag, message in EVENTS:
-        for _ in range(count):
+        for _index in range(count):
             planted.append("%s %s: %s" % (rng.choice(HOSTS), _fill(tag, rng), _fill(message, rng)))
     rng.shuffle(planted)
     lines_per_block = 20000
     blocks = max(1, size // (lines_per_block * 150))
-    inject_at = sorted(rng.randrange(blocks) for _ in planted)
+    inject_at = sorted(rng.randrange(blocks) for _line in planted)
     written = lines = 0
     clock = time.time() - 30 * 86400
     block = 0
@@ -130,7 +132,7 @@ def _children_cpu():
 
 def run_grep(path):
     cpu0, wall0 = _children_cpu(), time.perf_counter()
-    proc = subprocess.run(["grep", "-c", "-E", GREP_PATTERN, path], capture_output=True, text=True)
+    proc = subprocess.run(["grep", "-c", "-E", GREP_PATTERN, path], capture_output=True, text=True, check=False)
     return time.perf_counter() - wall0, _children_cpu() - cpu0, int(proc.stdout.strip() or 0)
 
 
@@ -144,7 +146,7 @@ def run_scan(path, state_file):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--size", type=int, default=1024 ** 3, help="bytes of log to generate (default 1 GiB)")
     parser.add_argument("--dir", default="/tmp", help="where to put the temporary log file")
     parser.add_argument("--rounds", type=int, default=3, help="repetitions of each measurement")
