@@ -17,6 +17,7 @@ import gzip
 import json
 import lzma
 import os
+import re
 import struct
 import subprocess
 import typing as t
@@ -451,6 +452,10 @@ def journal_available(journal_dirs: t.Sequence[str] = ("/var/log/journal", "/run
     return "no journal files under %s" % " or ".join(journal_dirs)
 
 
+# journalctl prints "MESSAGE":[..] (newer) or "MESSAGE" : [ .. ] (older systemd).
+_BINARY_MESSAGE = re.compile(rb'"MESSAGE"\s*:\s*\[')
+
+
 def read_journal(journalctl: str, since: t.Optional[float], cursor: t.Optional[str],
                  warn: Warn) -> t.Iterator[t.Union[JournalEntry, int, str]]:
     """Kernel entries (``_TRANSPORT=kernel``, every boot) holding a needle, oldest first.
@@ -473,7 +478,8 @@ def read_journal(journalctl: str, since: t.Optional[float], cursor: t.Optional[s
     last_cursor = None
     for raw in proc.stdout or ():
         count += 1
-        wanted = any(needle in raw for needle in NEEDLES)
+        # Non-UTF-8 messages come as arrays of byte values, which the needles cannot see.
+        wanted = any(needle in raw for needle in NEEDLES) or _BINARY_MESSAGE.search(raw) is not None
         if not wanted and count > 1:
             # Still need the cursor of the last entry; parse cheaply only at the end (below).
             last_cursor = raw

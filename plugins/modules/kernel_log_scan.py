@@ -314,6 +314,7 @@ since:
 """
 
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -339,7 +340,6 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    import time
     now = time.time()
     try:
         since = parse_since(params["since"], now)

@@ -400,3 +400,57 @@ def test_two_process_scan_of_damaged_file_reports_child_warnings(monkeypatch, tm
     assert xfs_count(result) == 2
     assert any("NUL" in w for w in run.warnings) and any("not kernel output" in w for w in run.warnings)
     assert run.files[str(path)]["end"] == path.stat().st_size
+
+
+# ---- journal (through a stand-in journalctl: this host has no journal) ----------------------------
+
+def _fake_journalctl(tmp_path, entries):
+    data = tmp_path / "entries.json"
+    data.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    script = tmp_path / "journalctl"
+    script.write_text("#!/bin/sh\necho \"$@\" >> %s\ncat %s\n" % (tmp_path / "argv.log", data))
+    script.chmod(0o755)
+    journal_dir = tmp_path / "journal" / "machine-id"
+    journal_dir.mkdir(parents=True)
+    (journal_dir / "system.journal").write_bytes(b"")
+    return str(script), (str(tmp_path / "journal"),)
+
+
+def test_journal_kernel_transport(tmp_path):
+    now = time.time()
+    entries = [
+        {"__CURSOR": "c1", "__REALTIME_TIMESTAMP": str(int((now - 3600) * 1e6)), "SYSLOG_FACILITY": "0",
+         "MESSAGE": "Linux version 6.1.0"},
+        {"__CURSOR": "c2", "__REALTIME_TIMESTAMP": str(int((now - 60) * 1e6)), "SYSLOG_FACILITY": "0",
+         "MESSAGE": XFS},
+        {"__CURSOR": "c3", "__REALTIME_TIMESTAMP": str(int((now - 50) * 1e6)), "SYSLOG_FACILITY": "1",
+         "MESSAGE": XFS},  # written into /dev/kmsg by a process
+        {"__CURSOR": "c4", "__REALTIME_TIMESTAMP": str(int((now - 40) * 1e6)),
+         "MESSAGE": list(b"INFO: task \xff\xfebad:12 blocked for more than 120 seconds.")},
+        {"__CURSOR": "c5", "__REALTIME_TIMESTAMP": str(int((now - 30) * 1e6)), "MESSAGE": "e1000e: link up"},
+    ]
+    journalctl, dirs = _fake_journalctl(tmp_path, entries)
+    result, state = scan(["journal"], None, None, empty_state(), "6.1.0", 10, False, [].append,
+                         journalctl=journalctl, journal_dirs=dirs)
+    assert result["counts"]["xfs_alloc_deadlock"] == 1 and result["counts"]["hung_task"] == 1
+    assert result["ignored"]["userspace_kmsg"] == 1
+    hung = [e for e in result["events"] if e["kind"] == "hung_task"][0]
+    assert hung["comm"] == "\ufffd\ufffdbad" and hung["origin"] == "journal" and hung["source"] == "journal"
+    assert state["journal"]["cursor"] == "c5"
+    assert result["sources"]["journal"]["entries"] == 5
+    # The next run starts after the cursor (journalctl does the skipping) and keeps the coverage start.
+    scan(["journal"], None, None, state, "6.1.0", 10, False, [].append, journalctl=journalctl, journal_dirs=dirs)
+    argv = (tmp_path / "argv.log").read_text().splitlines()
+    assert "_TRANSPORT=kernel" in argv[0] and "--output=json" in argv[0] and "--after-cursor=c5" in argv[1]
+
+
+def test_journal_and_files_count_an_event_once(tmp_path):
+    now = time.time()
+    journalctl, dirs = _fake_journalctl(tmp_path, [
+        {"__CURSOR": "c1", "__REALTIME_TIMESTAMP": str(int((now - 7200) * 1e6)), "SYSLOG_FACILITY": "0", "MESSAGE": "boot"},
+        {"__CURSOR": "c2", "__REALTIME_TIMESTAMP": str(int((now - 60) * 1e6)), "SYSLOG_FACILITY": "0", "MESSAGE": XFS}])
+    log = tmp_path / "messages"
+    log.write_text("%s host kernel: %s\n" % (time.strftime("%b %d %H:%M:%S", time.localtime(now - 60)), XFS))
+    result, _state = scan(["journal", "files"], [str(log)], None, empty_state(), "6.1.0", 10, False, [].append,
+                          journalctl=journalctl, journal_dirs=dirs)
+    assert result["counts"]["xfs_alloc_deadlock"] == 1 and result["ignored"]["duplicates"] == 1
