@@ -27,8 +27,10 @@ description:
     journal a record counts only when its syslog facility is C(kern) (0); see O(include_userspace_kmsg).
     Each event says its O(sources) and C(origin), so a play can insist on ring-buffer or journal evidence.'
   - Fast on big logs. Files are read in 8 MiB binary chunks and searched for four fixed strings with
-    Python's fast substring search; only lines around a hit are decoded and parsed. With O(state_file) a second
-    run reads only bytes appended since the first.
+    Python's fast substring search; only lines around a hit are decoded and parsed. An uncompressed file with
+    more than 64 MiB to read is split at a line boundary and its second half is scanned by a forked child
+    process at the same time when the host has two or more usable CPUs. With O(state_file) a second run reads
+    only bytes appended since the first.
   - Damage never stops a scan. Binary junk (NUL runs), bytes that are not UTF-8, lines longer than any kernel
     message and compressed files that end early are reported as warnings and the rest is still read.
   - The same kernel message usually sits in the ring buffer, the journal and a syslog file. Sources are read in
