@@ -277,6 +277,8 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
     if "kmsg" in wanted:
         report["kmsg"] = _scan_kmsg(summary, kmsg_path, state.get("kmsg") or {}, new_state, since,
                                     kernel_release, include_userspace_kmsg, warn, coverage)
+        if explicit and report["kmsg"]["status"] == "skipped":
+            warn("kmsg source skipped: %s" % report["kmsg"]["reason"])
         summary.end_stream()
         if coverage:
             summary.covered_since = min(coverage)

@@ -307,9 +307,10 @@ def test_missing_sources_are_reported_not_fatal(tmp_path):
     assert result["skipped_sources"] == ["files", "journal", "kmsg"]
     assert warnings == []  # defaults: silently skip what the host does not have
     warnings = []
-    result, _state = scan(["journal", "files"], [str(tmp_path / "none*")], None, empty_state(), "6.1.0", 10, False,
-                          warnings.append, journalctl=None)
-    assert len(warnings) == 2 and result["sources"]["journal"]["reason"] == "journalctl not found"
+    result, _state = scan(["kmsg", "journal", "files"], [str(tmp_path / "none*")], None, empty_state(), "6.1.0", 10,
+                          False, warnings.append, kmsg_path=str(tmp_path / "kmsg"), journalctl=None)
+    assert len(warnings) == 3 and result["sources"]["journal"]["reason"] == "journalctl not found"
+    assert "does not exist" in result["sources"]["kmsg"]["reason"]
 
 
 # ---- one event, several sources -----------------------------------------------------------------
