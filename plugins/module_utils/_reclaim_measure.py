@@ -9,9 +9,14 @@ import typing as t
 
 from ._buddyinfo import parse_buddyinfo
 from ._meminfo import read_meminfo
-from ._procfs import read_text
+from ._procfs import ProcFileError, read_text
+from ._vmstat import parse_vmstat
 
 MEMINFO_FIELDS = ("MemFree", "Cached", "SReclaimable", "Dirty", "Writeback")
+# What compaction did, in the kernel's own counters: pages moved, pages that could not be moved, and
+# how far the two scanners walked. compact_memory updates these but not compact_success/compact_fail.
+COMPACTION_COUNTERS = ("pgmigrate_success", "pgmigrate_fail", "compact_migrate_scanned", "compact_free_scanned",
+                       "compact_isolated")
 MIB = 1024 * 1024
 
 
@@ -46,6 +51,21 @@ def meminfo_snapshot(proc_root: str) -> t.Tuple[t.Dict[str, int], t.List[str]]:
     return dict((name, int(fields[name])) for name in MEMINFO_FIELDS if name in fields), warnings
 
 
+def counters_snapshot(proc_root: str) -> t.Optional[t.Dict[str, int]]:
+    """The compaction counters from vmstat, or None when vmstat is missing or unreadable (a capture)."""
+    try:
+        counters, _warnings = parse_vmstat(read_text(proc_root, "vmstat"), proc_root.rstrip("/") + "/vmstat")
+    except ProcFileError:
+        return None
+    return dict((name, counters[name]) for name in COMPACTION_COUNTERS if name in counters)
+
+
+def counters_delta(before: t.Optional[t.Dict[str, int]], after: t.Optional[t.Dict[str, int]]) -> t.Optional[t.Dict[str, int]]:
+    if before is None or after is None:
+        return None
+    return dict((name, after[name] - before[name]) for name in after if name in before)
+
+
 def high_order_bytes(zones: t.Sequence[t.Dict[str, t.Any]], order: int) -> int:
     """Free bytes in blocks of order >= ``order`` summed over ``zones`` (0 past the last order)."""
     total = 0
@@ -66,7 +86,8 @@ def _signed_mib(value: int) -> str:
 
 def summary(what: str, before_zones: t.Sequence[t.Dict[str, t.Any]], after_zones: t.Sequence[t.Dict[str, t.Any]],
             elapsed: float, orders: t.Sequence[int] = (4, 9),
-            before_mem: t.Optional[t.Dict[str, int]] = None, after_mem: t.Optional[t.Dict[str, int]] = None) -> str:
+            before_mem: t.Optional[t.Dict[str, int]] = None, after_mem: t.Optional[t.Dict[str, int]] = None,
+            counters: t.Optional[t.Dict[str, int]] = None) -> str:
     """One line: what ran, how long, and how free memory at the given orders (and caches) moved."""
     n_orders = len(before_zones[0]["free_blocks"]) if before_zones else 0
     parts = []
@@ -79,4 +100,7 @@ def summary(what: str, before_zones: t.Sequence[t.Dict[str, t.Any]], after_zones
         for name in ("Cached", "SReclaimable"):
             if name in before_mem and name in after_mem:
                 parts.append("%s %s -> %s" % (name, _mib(before_mem[name]), _mib(after_mem[name])))
+    if counters and "pgmigrate_success" in counters:
+        parts.append("%d pages migrated (%d failed; migrate scanner walked %d pages)"
+                     % (counters["pgmigrate_success"], counters.get("pgmigrate_fail", 0), counters.get("compact_migrate_scanned", 0)))
     return "%s in %.2fs: %s" % (what, elapsed, ", ".join(parts) if parts else "no buddyinfo change measured")

@@ -17,7 +17,7 @@ import typing as t
 
 from ._procfs import ProcFileError
 from ._reclaim_guards import GuardError, RunLock, append_audit, cooldown_remaining, dirty_bytes, read_state, write_state
-from ._reclaim_measure import MIB, buddy_snapshot, meminfo_snapshot, summary
+from ._reclaim_measure import MIB, buddy_snapshot, counters_delta, counters_snapshot, meminfo_snapshot, summary
 from ._reclaim_triggers import TriggerError, bounded_sync, check_writable, write_trigger
 
 
@@ -27,7 +27,7 @@ class Request(object):
     def __init__(self, action: str, targets: t.List[t.Tuple[str, str]], proc_root: str, lock_dir: str, state_dir: str,
                  audit_log: str, cooldown: int, check_mode: bool, page_size: int, what: str,
                  measure_meminfo: bool = False, sync: bool = False, sync_timeout: float = 0,
-                 max_dirty_bytes: t.Optional[int] = None,
+                 max_dirty_bytes: t.Optional[int] = None, measure_counters: bool = False,
                  sync_function: t.Optional[t.Callable[[], None]] = None) -> None:
         self.action = action
         self.targets = targets
@@ -43,6 +43,7 @@ class Request(object):
         self.sync = sync
         self.sync_timeout = sync_timeout
         self.max_dirty_bytes = max_dirty_bytes
+        self.measure_counters = measure_counters
         self.sync_function = sync_function
 
 
@@ -54,6 +55,8 @@ def _measure(req: Request, warnings: t.List[str]) -> t.Dict[str, t.Any]:
         mem, mem_warnings = meminfo_snapshot(req.proc_root)
         warnings.extend(mem_warnings)
         snap["meminfo"] = mem
+    if req.measure_counters:
+        snap["counters"] = counters_snapshot(req.proc_root)
     return snap
 
 
@@ -132,8 +135,11 @@ def run(req: Request, now: t.Callable[[], float] = time.time) -> t.Dict[str, t.A
             return finish("%s written; the after-measurement failed" % req.what)
         before_mem = result["before"].get("meminfo")
         after_mem = result["after"].get("meminfo")
+        delta = counters_delta(result["before"].get("counters"), result["after"].get("counters"))
+        if delta is not None:
+            result["kernel_counters"] = delta
         result["summary"] = summary(req.what, result["before"]["zones"], result["after"]["zones"], trigger_seconds,
-                                    before_mem=before_mem, after_mem=after_mem)
+                                    before_mem=before_mem, after_mem=after_mem, counters=delta)
         return finish(result["summary"])
     finally:
         lock.release()

@@ -49,3 +49,20 @@ def test_summary_line():
     assert line.startswith("compact_memory in 0.25s: order>=4 free ")
     assert "(+64 MiB)" in line
     assert "Cached 100 MiB -> 40 MiB" in line
+
+
+def test_counters_from_vmstat(tmp_path):
+    (tmp_path / "vmstat").write_text("nr_free_pages 5\npgmigrate_success 10\npgmigrate_fail 2\ncompact_migrate_scanned 700\n")
+    before = measure.counters_snapshot(str(tmp_path))
+    assert before == {"pgmigrate_success": 10, "pgmigrate_fail": 2, "compact_migrate_scanned": 700}
+    (tmp_path / "vmstat").write_text("pgmigrate_success 15\npgmigrate_fail 2\ncompact_migrate_scanned 900\n")
+    delta = measure.counters_delta(before, measure.counters_snapshot(str(tmp_path)))
+    assert delta == {"pgmigrate_success": 5, "pgmigrate_fail": 0, "compact_migrate_scanned": 200}
+    zones = measure.buddy_snapshot(TREE, 4096)[0]
+    assert measure.summary("compact_memory", zones, zones, 0.1, counters=delta).endswith(
+        "5 pages migrated (0 failed; migrate scanner walked 200 pages)")
+
+
+def test_counters_missing_vmstat_is_none(tmp_path):
+    assert measure.counters_snapshot(str(tmp_path)) is None
+    assert measure.counters_delta(None, {"pgmigrate_success": 1}) is None
