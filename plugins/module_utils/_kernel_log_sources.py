@@ -14,12 +14,14 @@ from __future__ import annotations
 import bz2
 import errno
 import gzip
+import io
 import json
 import lzma
 import os
 import re
 import struct
 import subprocess
+import tempfile
 import typing as t
 import zlib
 
@@ -227,8 +229,11 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.O
 
 # Below this a second process costs more than it saves.
 PARALLEL_MIN = 64 * 1024 * 1024
-_HIT, _WARN, _END = 1, 2, 3
+_HIT, _WARN, _END, _STOP = 1, 2, 3, 4
 _FRAME = struct.Struct(">BQiii")
+# The child spools its hits to a temporary file; past this size it stops and the parent scans the
+# rest itself (a host spamming millions of event lines must not fill memory or /tmp).
+SPOOL_LIMIT = 64 * 1024 * 1024
 
 
 def usable_cpus() -> int:
@@ -264,15 +269,21 @@ def _next_line_start(fd: int, offset: int) -> int:
         position += len(window)
 
 
-def _write_frames(out: t.BinaryIO, items: t.Iterable[t.Union[LineHit, int]], warnings: t.List[str]) -> None:
+def _spool(out: t.BinaryIO, items: t.Iterable[t.Union[LineHit, int]], warnings: t.List[str]) -> None:
+    """Write hits as frames; stop with a _STOP frame (where to resume) past SPOOL_LIMIT bytes."""
+    written = 0
     for item in items:
         if isinstance(item, LineHit):
+            if written > SPOOL_LIMIT:
+                out.write(_FRAME.pack(_STOP, item.offset, 0, -1, -1))
+                break
             previous = item.previous if item.previous is not None else b""
             following = item.following if item.following is not None else b""
             out.write(_FRAME.pack(_HIT, item.offset, len(item.line),
                                   -1 if item.previous is None else len(previous),
                                   -1 if item.following is None else len(following)))
             out.write(item.line + previous + following)
+            written += _FRAME.size + len(item.line) + len(previous) + len(following)
         else:
             out.write(_FRAME.pack(_END, item, 0, -1, -1))
     for text in warnings:
@@ -281,35 +292,30 @@ def _write_frames(out: t.BinaryIO, items: t.Iterable[t.Union[LineHit, int]], war
         out.write(data)
 
 
-def _read_frames(data: bytes, warn: Warn) -> t.Iterator[t.Union[LineHit, int]]:
-    position = 0
-    while position + _FRAME.size <= len(data):
-        kind, offset, size, previous_size, following_size = _FRAME.unpack_from(data, position)
-        position += _FRAME.size
+def _unspool(spool: t.BinaryIO, warn: Warn) -> t.Iterator[t.Union[LineHit, int, t.Tuple[str, int]]]:
+    """Frames back into hits (streamed, never all in memory); ("stop", offset) when the child gave up."""
+    while True:
+        header = spool.read(_FRAME.size)
+        if len(header) < _FRAME.size:
+            return
+        kind, offset, size, previous_size, following_size = _FRAME.unpack(header)
         if kind == _WARN:
-            warn(data[position:position + size].decode("utf-8", "replace"))
-            position += size
-            continue
-        if kind == _END:
+            warn(spool.read(size).decode("utf-8", "replace"))
+        elif kind == _END:
             yield offset
-            continue
-        line = data[position:position + size]
-        position += size
-        previous = None
-        if previous_size >= 0:
-            previous = data[position:position + previous_size]
-            position += previous_size
-        following = None
-        if following_size >= 0:
-            following = data[position:position + following_size]
-            position += following_size
-        yield LineHit(offset, line, previous, following)
+        elif kind == _STOP:
+            yield ("stop", offset)
+        else:
+            line = spool.read(size)
+            previous = spool.read(previous_size) if previous_size >= 0 else None
+            following = spool.read(following_size) if following_size >= 0 else None
+            yield LineHit(offset, line, previous, following)
 
 
 def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: Warn) -> t.Iterator[t.Union[LineHit, int]]:
     """scan_stream over an uncompressed file from ``start``; a big file is split at a line start and
     the second half is scanned by a forked child at the same time (the needle search is CPU-bound
-    and holds the GIL, so threads would not help)."""
+    and holds the GIL, so threads would not help). Hits come out in file order either way."""
     fd = raw.fileno()
     before = _line_before(fd, start)  # context for a wrapped first line when resuming
     middle = _next_line_start(fd, start + (size - start) // 2)
@@ -317,46 +323,52 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
         raw.seek(start)
         yield from scan_stream(raw, name, start, warn, previous_line=before)
         return
-    read_end, write_end = os.pipe()
+    spool = tempfile.TemporaryFile(prefix="kernel_log_scan.")
     try:
         pid = os.fork()
     except OSError:
-        os.close(read_end)
-        os.close(write_end)
+        spool.close()
         raw.seek(start)
         yield from scan_stream(raw, name, start, warn, previous_line=before)
         return
-    if pid == 0:  # child: the second half, results framed into the pipe
+    if pid == 0:  # child: the second half, framed into the spool file
         status = 1
         try:
-            os.close(read_end)
             child_warnings = []  # type: t.List[str]
-            with open(name, "rb") as handle, os.fdopen(write_end, "wb", buffering=1024 * 1024) as out:
+            with open(name, "rb") as handle:
                 if os.fstat(handle.fileno()).st_ino != os.fstat(fd).st_ino:
                     raise OSError("file replaced during the scan")
                 handle.seek(middle)
-                items = list(scan_stream(handle, name, middle, child_warnings.append, stop=size,
-                                         previous_line=_line_before(handle.fileno(), middle)))
-                _write_frames(out, items, child_warnings)
+                out = io.BufferedWriter(io.FileIO(os.dup(spool.fileno()), "wb"), 1024 * 1024)
+                _spool(out, scan_stream(handle, name, middle, child_warnings.append, stop=size,
+                                        previous_line=_line_before(handle.fileno(), middle)), child_warnings)
+                out.close()
             status = 0
         finally:
             os._exit(status)
-    os.close(write_end)
     try:
-        raw.seek(start)
-        for item in scan_stream(raw, name, start, warn, stop=middle, previous_line=before):
-            if isinstance(item, LineHit):
+        try:
+            raw.seek(start)
+            for item in scan_stream(raw, name, start, warn, stop=middle, previous_line=before):
+                if isinstance(item, LineHit):
+                    yield item
+        finally:
+            _pid, status = os.waitpid(pid, 0)
+        resume = None  # type: t.Optional[int]
+        if status != 0:
+            resume = middle  # the child failed: scan its half here rather than lose it
+        else:
+            spool.seek(0)
+            for item in _unspool(spool, warn):
+                if isinstance(item, tuple):
+                    resume = item[1]
+                    break
                 yield item
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
+        if resume is not None:
+            raw.seek(resume)
+            yield from scan_stream(raw, name, resume, warn, stop=size, previous_line=_line_before(fd, resume))
     finally:
-        _pid, status = os.waitpid(pid, 0)
-    if status != 0:
-        # The child failed: scan its half here rather than lose it.
-        raw.seek(middle)
-        yield from scan_stream(raw, name, middle, warn, stop=size, previous_line=_line_before(fd, middle))
-        return
-    yield from _read_frames(data, warn)
+        spool.close()
 
 
 # ---- /dev/kmsg ----------------------------------------------------------------------------------

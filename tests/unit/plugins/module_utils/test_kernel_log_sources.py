@@ -455,3 +455,17 @@ def test_journal_and_files_count_an_event_once(tmp_path):
     result, _state = scan(["journal", "files"], [str(log)], None, empty_state(), "6.1.0", 10, False, [].append,
                           journalctl=journalctl, journal_dirs=dirs)
     assert result["counts"]["xfs_alloc_deadlock"] == 1 and result["ignored"]["duplicates"] == 1
+
+
+def test_child_spool_limit_hands_the_rest_back(monkeypatch, tmp_path):
+    # A host spamming event lines: the child stops spooling at the limit and the parent finishes.
+    monkeypatch.setattr(sources, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(sources, "SPOOL_LIMIT", 2000)
+    path = tmp_path / "messages"
+    path.write_text(log_text(400, noise_per_event=1))
+    run = Run([str(path)])
+    result = run()
+    assert xfs_count(result) == 400
+    stamps = [e["timestamp"] for e in result["events"]]
+    assert len(stamps) == 400 and stamps == sorted(stamps)  # file order kept across the hand-over
+    assert run.files[str(path)]["end"] == path.stat().st_size
