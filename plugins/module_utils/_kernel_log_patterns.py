@@ -113,10 +113,11 @@ _OOM_SHARED = re.compile(r"Kill process (?P<pid>\d+) \((?P<comm>.*?)\) sharing s
 class Speaker(object):
     """Who wrote a line and when, from its prefix."""
 
-    __slots__ = ("origin", "kernel", "tag", "timestamp", "uptime", "message")
+    __slots__ = ("origin", "kernel", "tag", "timestamp", "uptime", "message", "host")
 
     def __init__(self, origin: str, kernel: bool, tag: t.Optional[str], timestamp: t.Optional[float],
-                 uptime: t.Optional[float], message: str) -> None:
+                 uptime: t.Optional[float], message: str, host: t.Optional[str] = None) -> None:
+        self.host = host            # syslog host field, when the line has one
         self.origin = origin        # syslog | dmesg | text
         self.kernel = kernel        # False: a syslog program other than the kernel wrote it
         self.tag = tag
@@ -174,6 +175,7 @@ def parse_prefix(line: str, reference: float) -> Speaker:
     origin = "text"
     kernel = True
     tag = None
+    host = None
     timestamp = None
     for pattern in (_SYSLOG_BSD_NOHOST, _SYSLOG_BSD, _SYSLOG_ISO_NOHOST, _SYSLOG_ISO, _SYSLOG_DATELESS_KERNEL):
         match = pattern.match(text)
@@ -186,6 +188,7 @@ def parse_prefix(line: str, reference: float) -> Speaker:
                     match = other
             origin = "syslog"
             tag = match.group("tag")
+            host = match.groupdict().get("host")
             kernel = tag == "kernel"
             if "iso" in match.groupdict() and match.group("iso"):
                 timestamp = _iso_time(match)
@@ -221,7 +224,7 @@ def parse_prefix(line: str, reference: float) -> Speaker:
             text = stripped[match.end():]
             continue
         break
-    return Speaker(origin, kernel, tag, timestamp, uptime, text.strip())
+    return Speaker(origin, kernel, tag, timestamp, uptime, text.strip(), host)
 
 
 class Match(object):

@@ -46,13 +46,18 @@ class Summary(object):
         self.ignored = {"not_kernel": 0, "userspace_kmsg": 0, "before_since": 0, "duplicates": 0}
         self.covered_since = None  # type: t.Optional[float]
         self._invoked = None  # type: t.Optional[t.Dict[str, t.Any]]
+        self._file_lines = {}  # type: t.Dict[t.Tuple[t.Optional[str], int, str], t.Dict[str, int]]
 
     def add(self, match: Match, source: str, origin: str, timestamp: t.Optional[float],
-            uptime: t.Optional[float], message: str, path: t.Optional[str] = None) -> None:
+            uptime: t.Optional[float], message: str, path: t.Optional[str] = None,
+            host: t.Optional[str] = None) -> None:
         if self.since is not None and timestamp is not None and timestamp < self.since:
             self.ignored["before_since"] += 1
             return
         if self.covered_since is not None and timestamp is not None and timestamp >= self.covered_since:
+            self.ignored["duplicates"] += 1
+            return
+        if path is not None and timestamp is not None and self._seen_in_other_file(path, host, timestamp, message):
             self.ignored["duplicates"] += 1
             return
         self.forms[match.form] += 1
@@ -85,6 +90,15 @@ class Summary(object):
             self._invoked = None
         self.events_total += 1
         self.events.append(event)
+
+    def _seen_in_other_file(self, path: str, host: t.Optional[str], timestamp: float, message: str) -> bool:
+        """rsyslog writes kernel lines to several files (Debian: kern.log and syslog). The n-th copy of
+        a (host, second, message) line in one file is a duplicate when another file already had n."""
+        key = (host, int(timestamp), message)
+        per_file = self._file_lines.setdefault(key, {})
+        count = per_file.get(path, 0) + 1
+        per_file[path] = count
+        return any(other >= count for name, other in per_file.items() if name != path)
 
     def end_stream(self) -> None:
         self._invoked = None
@@ -125,18 +139,18 @@ def feed_line_hit(summary: Summary, hit: LineHit, path: str, reference: float,
             joined = classify_message(speaker.message + " " + following.strip(), kernel_release)
             if joined is not None and joined.form == match.form:
                 match = joined
-    origin, kernel, timestamp = speaker.origin, speaker.kernel, speaker.timestamp
+    origin, kernel, timestamp, host = speaker.origin, speaker.kernel, speaker.timestamp, speaker.host
     if speaker.origin == "text" and hit.previous is not None:
         # A line without prefix continues the line before it (wrapping): same speaker, same time.
         previous = parse_prefix(_decode(hit.previous)[0], reference)
         if previous.origin == "syslog":
-            origin, kernel, timestamp = "syslog", previous.kernel, previous.timestamp
+            origin, kernel, timestamp, host = "syslog", previous.kernel, previous.timestamp, previous.host
         elif previous.origin == "dmesg":
             origin, timestamp = "dmesg", previous.timestamp
     if not kernel:
         summary.ignored["not_kernel"] += 1
         return invalid
-    summary.add(match, "files", origin, timestamp, speaker.uptime, speaker.message, path)
+    summary.add(match, "files", origin, timestamp, speaker.uptime, speaker.message, path, host)
     return invalid
 
 

@@ -35,7 +35,7 @@ description:
     message and compressed files that end early are reported as warnings and the rest is still read.
   - The same kernel message usually sits in the ring buffer, the journal and a syslog file. Sources are read in
     that order and an event from a later source stamped after the earliest record of an earlier source is
-    counted once (see RV(ignored.duplicates)). Clock conversion of ring-buffer times can be off by seconds
+    counted once (see RV(ignored.duplicates)); so is a kernel line that the syslog daemon wrote to two files. Clock conversion of ring-buffer times can be off by seconds
     (suspend, clock steps), so events at the very edge of the ring buffer may be counted twice or once.
 options:
   sources:
@@ -287,7 +287,8 @@ ignored:
       description: Events older than O(since).
       type: int
     duplicates:
-      description: Events already counted from an earlier source.
+      description: Events already counted from an earlier source, or from another file holding the same line
+        (same host, second and message; rsyslog on Debian writes kernel lines to both C(kern.log) and C(syslog)).
       type: int
 sources:
   description: What each source did. C(files.files) lists every file with its status (C(new), C(resumed),

@@ -28,8 +28,8 @@ def xfs_line(n):
     return "Mar  5 22:%02d:%02d node06 kernel: %s\n" % (n // 60 % 60, n % 60, XFS)
 
 
-def log_text(events, noise_per_event=3):
-    return "".join(NOISE * noise_per_event + xfs_line(i) for i in range(events))
+def log_text(events, noise_per_event=3, first=0):
+    return "".join(NOISE * noise_per_event + xfs_line(i) for i in range(first, first + events))
 
 
 class Run(object):
@@ -141,9 +141,9 @@ def test_rotation_by_rename_loses_nothing(tmp_path):
     run = Run([str(tmp_path / "messages*")])
     assert xfs_count(run()) == 2
     with open(str(log), "a") as handle:  # written after our scan, before rotation
-        handle.write(log_text(1))
+        handle.write(log_text(1, first=2))
     os.rename(str(log), str(tmp_path / "messages.1"))
-    log.write_text(log_text(2))
+    log.write_text(log_text(2, first=3))
     result = run()
     assert xfs_count(result) == 3
     assert run.files[str(tmp_path / "messages.1")]["status"] == "resumed"
@@ -469,3 +469,15 @@ def test_child_spool_limit_hands_the_rest_back(monkeypatch, tmp_path):
     stamps = [e["timestamp"] for e in result["events"]]
     assert len(stamps) == 400 and stamps == sorted(stamps)  # file order kept across the hand-over
     assert run.files[str(path)]["end"] == path.stat().st_size
+
+
+def test_kernel_lines_written_to_two_files_count_once(tmp_path):
+    # Debian's rsyslog writes kernel messages to kern.log and syslog; XFS repeats within a second.
+    kern = tmp_path / "kern.log"
+    syslog = tmp_path / "syslog"
+    same_second = "Mar  5 22:42:57 node06 kernel: %s\n" % XFS
+    kern.write_text(same_second * 3)
+    syslog.write_text(NOISE + same_second * 2 + NOISE + same_second + "Mar  5 22:42:57 node07 kernel: %s\n" % XFS)
+    result = Run([str(kern), str(syslog)])()
+    # Three copies in each file are the same three messages; node07's line is another host's.
+    assert xfs_count(result) == 4 and result["ignored"]["duplicates"] == 3
