@@ -46,7 +46,7 @@ class Summary(object):
         self.ignored = {"not_kernel": 0, "userspace_kmsg": 0, "before_since": 0, "duplicates": 0}
         self.covered_since = None  # type: t.Optional[float]
         self._invoked = None  # type: t.Optional[t.Dict[str, t.Any]]
-        self._file_lines = {}  # type: t.Dict[t.Tuple[t.Optional[str], int, str], t.Dict[str, int]]
+        self._file_lines = {}  # type: t.Dict[int, t.Dict[str, int]]
 
     def add(self, match: Match, source: str, origin: str, timestamp: t.Optional[float],
             uptime: t.Optional[float], message: str, path: t.Optional[str] = None,
@@ -94,7 +94,7 @@ class Summary(object):
     def _seen_in_other_file(self, path: str, host: t.Optional[str], timestamp: float, message: str) -> bool:
         """rsyslog writes kernel lines to several files (Debian: kern.log and syslog). The n-th copy of
         a (host, second, message) line in one file is a duplicate when another file already had n."""
-        key = (host, int(timestamp), message)
+        key = hash((host, int(timestamp), message))  # an int keeps memory small on hosts with event spam
         per_file = self._file_lines.setdefault(key, {})
         count = per_file.get(path, 0) + 1
         per_file[path] = count
