@@ -35,7 +35,8 @@ description:
     message and compressed files that end early are reported as warnings and the rest is still read.
   - The same kernel message usually sits in the ring buffer, the journal and a syslog file. Sources are read in
     that order and an event from a later source stamped after the earliest record of an earlier source is
-    counted once (see RV(ignored.duplicates)); so is a kernel line that the syslog daemon wrote to two files. Clock conversion of ring-buffer times can be off by seconds
+    counted once (see RV(ignored.duplicates)); so is a kernel line that the syslog daemon wrote to two files.
+    Clock conversion of ring-buffer times can be off by seconds
     (suspend, clock steps), so events at the very edge of the ring buffer may be counted twice or once.
 options:
   sources:
