@@ -116,11 +116,10 @@ def main(argv: t.Optional[t.List[str]] = None) -> int:
 class Fragmenter(object):
     """Run the fragmenter as a child with a hard address-space cap; ``stop()`` always frees it."""
 
-    def __init__(self, shape: str, mib: int = 2048, directory: str = "/var/tmp", timeout: float = 300) -> None:
+    def __init__(self, shape: str, mib: int = 2048, directory: str = "/var/tmp") -> None:
         self.shape = shape
         self.mib = min(mib, MAX_MIB)
         self.directory = directory
-        self.timeout = timeout
         self.proc = None  # type: t.Optional[subprocess.Popen]
         self.info = {}  # type: t.Dict[str, t.Any]
 
@@ -134,8 +133,9 @@ class Fragmenter(object):
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=self._limit, text=True)
         line = self.proc.stdout.readline()
         if not line:
+            proc = self.proc
             self.stop()
-            raise RuntimeError("fragmenter exited before it was ready (rc %s)" % self.proc.returncode)
+            raise RuntimeError("fragmenter exited before it was ready (rc %s)" % proc.returncode)
         self.info = json.loads(line)
         return self.info
 
