@@ -22,7 +22,7 @@ from ._kernel_log_patterns import (FORMS, KINDS, Match, classify_message, has_pr
                                    parse_prefix, NEEDLES)
 from ._kernel_log_sources import (JournalEntry, LineHit, compression_of, journal_available,
                                   open_decompressed, read_journal, read_kmsg, scan_plain_file, scan_stream,
-                                  skip_bytes)
+                                  read_up_to, skip_bytes)
 from ._scan_state import HEAD_BYTES, file_record, resume_offset
 
 DEFAULT_PATHS = ("/var/log/messages*", "/var/log/kern.log*", "/var/log/syslog*")
@@ -190,10 +190,7 @@ def read_head(path: str) -> t.Optional[t.Tuple[int, int, bytes]]:
             st = os.fstat(raw.fileno())
             compression = compression_of(raw.read(6))
             raw.seek(0)
-            try:
-                head = open_decompressed(raw, compression).read(HEAD_BYTES)
-            except Exception:  # damaged compressed header; such a file is not anyone's rotation
-                head = b""
+            head = read_up_to(open_decompressed(raw, compression), HEAD_BYTES)
             return st.st_dev, st.st_ino, head
     except (IOError, OSError):
         return None
@@ -215,12 +212,7 @@ def scan_file(summary: Summary, path: str, old_records: t.List[t.Dict[str, t.Any
         compression = compression_of(raw.read(6))
         raw.seek(0)
         report["compression"] = compression
-        head = b""
-        stream = open_decompressed(raw, compression)
-        try:
-            head = stream.read(HEAD_BYTES)
-        except (EOFError, OSError, ValueError, Exception):  # damaged header: still try to scan
-            head = b""
+        head = read_up_to(open_decompressed(raw, compression), HEAD_BYTES)
         # An unchanged compressed file needs no decompression at all.
         for record in old_records:
             if (compression and record.get("dev") == st.st_dev and record.get("ino") == st.st_ino

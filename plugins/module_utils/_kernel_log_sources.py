@@ -94,6 +94,12 @@ def _read(stream: t.BinaryIO, size: int, name: str, warn: Warn, position: int) -
     return b"".join(pieces)
 
 
+def read_up_to(stream: t.BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes; a damaged stream gives what it had (no warning: the scan that follows
+    reports the damage)."""
+    return _read(stream, size, "", lambda _message: None, 0)
+
+
 def skip_bytes(stream: t.BinaryIO, count: int, name: str, warn: Warn) -> int:
     """Read and discard ``count`` bytes (a decompressed stream cannot seek cheaply); returns bytes skipped."""
     done = 0

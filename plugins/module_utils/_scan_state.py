@@ -113,7 +113,8 @@ def resume_offset(records: t.List[t.Dict[str, t.Any]], dev: int, ino: int, size:
         original = (present or {}).get((record["dev"], record["ino"]))
         if original is not None and head_digest(original[:record["head_len"]]) == record["head_sha1"]:
             continue
-        if record["offset"] and (size is None or size >= record["offset"]) and head_matches(record):
+        if record["offset"] and record["head_len"] and (size is None or size >= record["offset"]) \
+                and head_matches(record):
             return record["offset"], "rotated"
     for record in same_inode:
         return 0, "truncated" if size is not None and size < record["offset"] else "replaced"

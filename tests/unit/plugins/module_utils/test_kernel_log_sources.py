@@ -481,3 +481,17 @@ def test_kernel_lines_written_to_two_files_count_once(tmp_path):
     result = Run([str(kern), str(syslog)])()
     # Three copies in each file are the same three messages; node07's line is another host's.
     assert xfs_count(result) == 4 and result["ignored"]["duplicates"] == 3
+
+
+def test_a_damaged_tiny_gzip_never_matches_other_files(tmp_path):
+    # Its readable head is empty: an empty head must not "match" every later file.
+    broken = tmp_path / "messages.2.gz"
+    broken.write_bytes(gzip.compress(b"")[:12])
+    run = Run([str(tmp_path / "messages*")])
+    run()
+    log = tmp_path / "messages"
+    log.write_text(log_text(2))
+    assert xfs_count(run()) == 2 and run.files[str(log)]["status"] == "new"
+    from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import file_record, resume_offset
+    empty_head = file_record("/l/x.gz", 1, 5, 900, b"", True)
+    assert resume_offset([empty_head], 1, 6, 4000, lambda n: b"anything"[:n], False) == (0, "new")
