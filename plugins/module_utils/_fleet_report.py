@@ -346,9 +346,10 @@ def zone_chart(zone: t.Dict[str, t.Any], order: int) -> str:
     bar_w, gap, height, label_h = 10, 2, 48, 12
     width = n * (bar_w + gap)
     total = float(sum(per_order)) or 1.0
+    label = html.escape("node %d %s" % (zone["node"], zone["zone"]))
+    full_h = height + label_h
     parts = ['<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" '
-             'aria-label="free memory per order, %s">' % (width, height + label_h, width, height + label_h,
-                                                            html.escape("node %d %s" % (zone["node"], zone["zone"])))]
+             'aria-label="free memory per order, %s">' % (width, full_h, width, full_h, label)]
     parts.append('<line x1="0" y1="%d" x2="%d" y2="%d" stroke="#999" stroke-width="1"/>' % (height, width, height))
     for o, nbytes in enumerate(per_order):
         h = 0 if nbytes <= 0 else max(1, int(round(height * nbytes / total)))

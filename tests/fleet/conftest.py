@@ -97,12 +97,12 @@ class FleetRun(object):
         return out
 
     def failures(self, host: str) -> t.List[str]:
-        return [r.get("msg", "") for _, r in self.host_results(host) if r.get("failed") or r.get("unreachable")]
+        return [r.get("msg", "") for _name, r in self.host_results(host) if r.get("failed") or r.get("unreachable")]
 
 
 def write_inventory(path: str, hosts: t.Dict[str, t.Dict[str, t.Any]], groups: t.Optional[t.Dict[str, t.List[str]]] = None) -> str:
-    inv = {"all": {"hosts": hosts, "children": dict((g, {"hosts": dict((h, None) for h in members)})
-                                                   for g, members in (groups or {}).items())}}
+    children = dict((g, {"hosts": dict((h, None) for h in members)}) for g, members in (groups or {}).items())
+    inv = {"all": {"hosts": hosts, "children": children}}
     with open(path, "w") as f:
         yaml.safe_dump(inv, f, default_flow_style=False, sort_keys=False)
     return path
@@ -148,7 +148,7 @@ def playbook_runner(tmp_path):
         if check:
             cmd.append("--check")
         cmd += list(args)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, check=False)
         try:
             data = json.loads(proc.stdout[proc.stdout.index("{"):]) if "{" in proc.stdout else {}
         except ValueError:

@@ -76,37 +76,45 @@ def _start_fragmenter(vm_lab, vm, mib):
 
 
 def test_reclaim_on_real_page_cache_fragmentation(vm_lab, fleet_playbook):
-    """Clean page cache with order-0 holes (the drop_caches case): compaction alone cannot free it, the
-    second stage (drop the page cache, compact again) turns it back into high-order blocks."""
+    """Clean page cache with order-0 holes between its pages, in a 512 MiB guest: the role must see
+    the fragmentation, act (compaction first, then the page cache only if still needed) and reach a
+    target that the free memory meets only once it is contiguous again; checked on the host itself."""
     before = {}
     hosts = vm_lab.inventory()
     try:
         for vm in vm_lab.vms:
+            # No proactive compaction (5.9+) behind the test's back between measuring and the play.
+            vm_lab.ssh(vm, "echo 0 > /proc/sys/vm/compaction_proactiveness")
             frag = _start_fragmenter(vm_lab, vm, 300)
-            vm_lab.ssh(vm, "sync; echo 1 > /proc/sys/vm/compact_memory")  # what compaction alone can do is done
-            before[vm.name] = buddyinfo_high_order_mib(vm_lab.ssh(vm, "cat /proc/buddyinfo"))
-            # A target compaction alone cannot reach (it just ran) but the page cache held in holes can give.
-            hosts[vm.name]["reclaim_target_free_mb"] = int(before[vm.name]) + 64
-            print("%s: fragmenter %s; order>=4 free after a plain compaction: %.1f MiB" % (vm.name, frag, before[vm.name]))
+            buddy = vm_lab.ssh(vm, "cat /proc/buddyinfo")
+            before[vm.name] = buddyinfo_high_order_mib(buddy)
+            free_total = buddyinfo_high_order_mib(buddy, order=0)
+            print("%s: fragmenter %s; %.1f MiB free, %.1f MiB of it in order>=4 blocks"
+                  % (vm.name, frag, free_total, before[vm.name]))
+            # Fragmented for real: a good share of free memory is in blocks too small for order 4.
+            assert free_total - before[vm.name] >= 48, (vm.name, free_total, before[vm.name])
+            # A target the free memory meets only when contiguous (the role leaves a host that is
+            # short of memory alone: that is not fragmentation).
+            hosts[vm.name]["reclaim_target_free_mb"] = int((before[vm.name] + free_total) / 2)
         run = fleet_playbook("reclaim.yml", hosts, {
             "memfrag_become": True, "reclaim_cooldown": 0, "reclaim_serial": 2, "reclaim_max_dirty_mb": 64})
         assert run.rc == 0, run
         for vm in vm_lab.vms:
             reclaim = run.results("Record what reclaim did for the fleet report", vm.name)[-1]["ansible_facts"]["memfrag_reclaim"]
             steps = [a["action"] for a in reclaim["actions"]]
-            assert reclaim["needed"] and steps[0] == "compact_memory", reclaim
-            assert "drop_caches pagecache" in steps, reclaim
             gained = (reclaim["after_high_order_bytes"] - reclaim["before_high_order_bytes"]) / 1048576.0
             print("%s: reclaim %s, order>=4 free +%.1f MiB, target met: %s" % (vm.name, steps, gained, reclaim["target_met"]))
-            assert gained > 48 and reclaim["target_met"], (vm.name, gained, reclaim)
+            assert reclaim["needed"] and steps[0] == "compact_memory", reclaim
+            assert reclaim["target_met"] and gained >= 24, (vm.name, gained, reclaim)
             # Checked on the host itself, not only in what the play reported.
             after = buddyinfo_high_order_mib(vm_lab.ssh(vm, "cat /proc/buddyinfo"))
-            assert after > before[vm.name] + 48, (vm.name, before[vm.name], after)
+            assert after >= hosts[vm.name]["reclaim_target_free_mb"] - 8, (vm.name, before[vm.name], after)
             audit = vm_lab.ssh(vm, "cat /var/log/memfrag/reclaim.log")
-            assert "drop_caches" in audit and "compact_memory" in audit
+            assert "compact_memory" in audit
     finally:
         for vm in vm_lab.vms:
-            vm_lab.ssh(vm, "kill -- -$(cat /root/frag.pid) 2>/dev/null; pkill -f /root/fragmenter.py; true", check=False)
+            vm_lab.ssh(vm, "kill -- -$(cat /root/frag.pid) 2>/dev/null; pkill -f /root/fragmenter.py; "
+                           "echo 20 > /proc/sys/vm/compaction_proactiveness; true", check=False)
 
 
 REBOOT = """
@@ -126,12 +134,12 @@ def test_tune_baseline_persists_across_reboot(vm_lab, fleet_playbook):
     for vm in vm_lab.vms:
         # A runtime-only change nobody persisted, and a baseline value a first run persisted.
         vm_lab.ssh(vm, "echo 33 > /proc/sys/vm/swappiness")
-    first = fleet_playbook("tune.yml", hosts, {"memfrag_become": True, "memfrag_serial": 2,
-                                                "sysctl_tuning_min_free_kbytes": 12000})
+    first = fleet_playbook("tune.yml", hosts, {
+        "memfrag_become": True, "memfrag_serial": 2, "sysctl_tuning_min_free_kbytes": 12000})
     assert first.rc == 0, first
-    second = fleet_playbook("tune.yml", hosts, {"memfrag_become": True, "memfrag_serial": 2,
-                                                 "sysctl_tuning_min_free_kbytes": 16000,
-                                                 "sysctl_tuning_vfs_cache_pressure": 150})
+    second = fleet_playbook("tune.yml", hosts, {
+        "memfrag_become": True, "memfrag_serial": 2, "sysctl_tuning_min_free_kbytes": 16000,
+        "sysctl_tuning_vfs_cache_pressure": 150})
     assert second.rc == 0, second
     for vm in vm_lab.vms:
         assert vm_lab.ssh(vm, "cat /proc/sys/vm/min_free_kbytes").strip() == "16000"

@@ -59,11 +59,11 @@ def test_serial_batches_are_honoured(netns_fleet, fleet_playbook):
     for batch in run.batches():
         starts, ends = [], []
         for host in batch:
-            times = [(r["_start"], r["_end"]) for _, r in run.host_results(host) if r.get("_start")]
-            starts.append(min(_ts(s) for s, _ in times))
-            ends.append(max(_ts(e) for _, e in times))
+            times = [(r["_start"], r["_end"]) for _task, r in run.host_results(host) if r.get("_start")]
+            starts.append(min(_ts(s) for s, _end in times))
+            ends.append(max(_ts(e) for _start, e in times))
         spans.append((min(starts), max(ends)))
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_first, end), (start, _last) in zip(spans, spans[1:]):
         assert end <= start, spans
     for name in names:
         assert triggered(netns_fleet, name) == "1", name

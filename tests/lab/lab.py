@@ -56,7 +56,7 @@ def log(msg: str) -> None:
 
 def run(cmd: t.List[str], **kwargs: t.Any) -> subprocess.CompletedProcess:
     kwargs.setdefault("check", True)
-    return subprocess.run(cmd, **kwargs)
+    return subprocess.run(cmd, **kwargs, check=False)
 
 
 def ensure_debs(binaries: t.Dict[str, str]) -> None:
@@ -70,9 +70,9 @@ def ensure_debs(binaries: t.Dict[str, str]) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     cmd = ["apt-get", "install", "-y", "--no-install-recommends"] + missing
     log("installing %s" % " ".join(missing))
-    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+    if subprocess.run(cmd, env=env, capture_output=True, check=False).returncode != 0:
         run(["apt-get", "update"], env=env, capture_output=True)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise LabUnavailable("apt-get install %s failed: %s" % (" ".join(missing), proc.stderr[-2000:]))
 
@@ -157,7 +157,7 @@ def _mounts_under(path: str) -> t.List[str]:
 def _safe_rmtree(path: str) -> None:
     """Remove a build tree, but never through a mount point (a bound /dev or /proc would be wiped)."""
     for point in sorted(_mounts_under(path), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True)
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
     left = _mounts_under(path)
     if left:
         raise RuntimeError("not removing %s: still mounted: %s" % (path, left))
@@ -176,7 +176,7 @@ def _build(cache: str, rootfs: str) -> None:
     t0 = time.time()
     log("debootstrap %s from %s (about a minute)" % (SUITE, mirror))
     proc = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(INCLUDE), SUITE, rootfs, mirror],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise LabUnavailable("debootstrap failed: %s" % (proc.stdout[-1500:] + proc.stderr[-1500:]))
     log("debootstrap done in %.0fs" % (time.time() - t0))
@@ -206,7 +206,7 @@ def _build(cache: str, rootfs: str) -> None:
         _chroot(rootfs, ["update-initramfs", "-u", "-k", "all"])
     finally:
         for d in ("dev", "sys", "proc"):
-            subprocess.run(["umount", "-l", os.path.join(rootfs, d)])
+            subprocess.run(["umount", "-l", os.path.join(rootfs, d)], check=False)
 
     boot = os.path.join(rootfs, "boot")
     for name in os.listdir(boot):
@@ -269,7 +269,7 @@ def _kill_pidfile(pidfile: str, sig: int = signal.SIGTERM) -> None:
         os.kill(pid, sig)
     except OSError:
         return
-    for _ in range(50):
+    for _attempt in range(50):
         try:
             os.kill(pid, 0)
         except OSError:
@@ -333,7 +333,7 @@ class VmLab(object):
                "-kernel", vmlinuz, "-initrd", initrd,
                "-append", "root=/dev/vda rw console=ttyS0 systemd.hostname=%s" % vm.name,
                "-display", "none", "-serial", "file:" + vm.serial, "-daemonize", "-pidfile", vm.pidfile]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise LabUnavailable("qemu cannot start here: %s" % proc.stderr.strip()[-500:])
         log("booting %s (kernel %s) ssh on 127.0.0.1:%d" % (vm.name, vm.kernel_release, vm.port))
@@ -341,17 +341,18 @@ class VmLab(object):
     def ssh_cmd(self, vm: Vm, command: str, user: str = "root") -> t.List[str]:
         return ["ssh", "-i", self.key, "-p", str(vm.port), "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5",
-                "-o", "BatchMode=yes", "%s@127.0.0.1" % user, command]
+                "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+                "%s@127.0.0.1" % user, command]
 
     def ssh(self, vm: Vm, command: str, check: bool = True, timeout: float = 120) -> str:
-        proc = subprocess.run(self.ssh_cmd(vm, command), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(self.ssh_cmd(vm, command), capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise AssertionError("ssh %s %r failed (%d): %s" % (vm.name, command, proc.returncode, proc.stderr))
         return proc.stdout
 
     def wait_ssh(self, vm: Vm, deadline: float) -> None:
         while time.time() < deadline:
-            proc = subprocess.run(self.ssh_cmd(vm, "true"), capture_output=True, timeout=60)
+            proc = subprocess.run(self.ssh_cmd(vm, "true"), capture_output=True, timeout=60, check=False)
             if proc.returncode == 0:
                 log("%s ssh-ready" % vm.name)
                 return
@@ -379,7 +380,10 @@ class VmLab(object):
         return {vm.name: {
             "ansible_host": "127.0.0.1", "ansible_port": vm.port, "ansible_user": LAB_USER,
             "ansible_become": True, "ansible_ssh_private_key_file": self.key,
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            # ServerAlive: when a guest reboots, QEMU's user network never resets the host side of the
+            # TCP connection, so without it ssh (and the reboot module) waits forever.
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+                                       "-o ServerAliveInterval=5 -o ServerAliveCountMax=3",
             "ansible_python_interpreter": "/usr/bin/python3",
             "lab_kernel_release": vm.kernel_release,
         } for vm in self.vms}
@@ -428,10 +432,10 @@ class NetnsLab(object):
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "memfrag-netns", "-f", self.key])
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.host_key])
         probe = "mfprobe%d" % (os.getpid() % 100000)
-        proc = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+        proc = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise LabUnavailable("ip netns add does not work here: %s" % proc.stderr.strip())
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
         os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
 
     _counter = 0  # addresses stay unique across the labs of one process
@@ -489,8 +493,8 @@ class NetnsLab(object):
     def stop(self) -> None:
         for host in self.hosts:
             _kill_pidfile(host.pidfile)
-            subprocess.run(["ip", "link", "del", host.veth], capture_output=True)
-            subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
+            subprocess.run(["ip", "link", "del", host.veth], capture_output=True, check=False)
+            subprocess.run(["ip", "netns", "del", host.netns], capture_output=True, check=False)
         self.hosts = []
 
 

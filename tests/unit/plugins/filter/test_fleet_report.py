@@ -141,11 +141,11 @@ def test_html_is_self_contained_and_has_a_row_and_chart_per_zone(hostvars):
     parser.feed(page)
     rows = [a for tag, a in parser.tags if tag == "tr" and "host" in a.get("class", "").split()]
     assert [a["data-host"] for a in rows] == [r["host"] for r in report["hosts"]]
-    assert sum(1 for tag, _ in parser.tags if tag == "svg") == sum(len(r["zones"]) for r in report["hosts"]) == 5
+    assert sum(1 for tag, _attrs in parser.tags if tag == "svg") == sum(len(r["zones"]) for r in report["hosts"]) == 5
     bars = [a for tag, a in parser.tags if tag == "rect"]
     assert len(bars) == sum(len(z["free_blocks"]) for r in report["hosts"] for z in r["zones"])
-    assert not [tag for tag, _ in parser.tags if tag in ("script", "img", "link", "iframe", "object")]
-    assert not [a for _, a in parser.tags if any(v and "http" in v and k in ("src", "href") for k, v in a.items())]
+    assert not [tag for tag, _attrs in parser.tags if tag in ("script", "img", "link", "iframe", "object")]
+    assert not [a for _tag, a in parser.tags if any(v and "http" in v and k in ("src", "href") for k, v in a.items())]
     assert "Fleet &amp; friends" in page and "evil&lt;script&gt;" in page
     assert "drop_caches pagecache: refused: dirty" in page and "1.0 MiB &rarr; 5.0 MiB" in page
 
@@ -163,7 +163,7 @@ def parse_prometheus(text):
         if line.startswith("# HELP "):
             continue
         if line.startswith("# TYPE "):
-            _, _, name, mtype = line.split(" ")
+            name, mtype = line.split(" ")[2:4]
             assert name not in typed, "TYPE twice for %s" % name
             typed.add(name)
             families[name] = mtype
@@ -175,7 +175,7 @@ def parse_prometheus(text):
         labels = dict((k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
                       for k, v in _LABEL.findall(match.group(3) or ""))
         samples.append((name, labels, float(match.group(4))))
-    keys = [(n, tuple(sorted(l.items()))) for n, l, _ in samples]
+    keys = [(n, tuple(sorted(l.items()))) for n, l, _value in samples]
     assert len(keys) == len(set(keys)), "duplicate series"
     return families, samples
 
@@ -209,7 +209,7 @@ def test_prometheus_for_unreachable_host_and_label_escaping(hostvars):
     assert samples == [("memfrag_up", {}, 0.0)]
     hostvars["odd"] = host("ok", [zone(0, 'No"r\\m\nal', [1, 2])])
     row = fleet_report(hostvars, ["odd"], 4)["hosts"][0]
-    _, samples = parse_prometheus(fleet_report_prometheus(row))
+    samples = parse_prometheus(fleet_report_prometheus(row))[1]
     assert {l["zone"] for n, l, v in samples if n == "memfrag_free_blocks"} == {'No"r\\m\nal'}
 
 
