@@ -21,6 +21,18 @@ from ._reclaim_measure import MIB, buddy_snapshot, counters_delta, counters_snap
 from ._reclaim_triggers import TriggerError, bounded_sync, check_writable, write_trigger
 
 
+# Options both trigger modules take (documented once in the memfrag.linux.reclaim_guards fragment).
+GUARD_ARGUMENT_SPEC = dict(
+    proc_root=dict(type="path", default="/proc"),
+    sys_root=dict(type="path", default="/sys"),
+    cooldown=dict(type="int", default=900),
+    lock_dir=dict(type="path", default="/run/memfrag"),
+    state_dir=dict(type="path", default="/var/lib/memfrag"),
+    audit_log=dict(type="path", default="/var/log/memfrag/reclaim.log"),
+    page_size=dict(type="int"),
+)  # type: t.Dict[str, t.Dict[str, t.Any]]
+
+
 class Request(object):
     """What to run. ``targets`` is a list of (trigger path, value to write)."""
 

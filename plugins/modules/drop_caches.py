@@ -153,24 +153,18 @@ after:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs import page_size_of_host
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_measure import MIB
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_run import Request, run
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_run import GUARD_ARGUMENT_SPEC, Request, run
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_triggers import DROP_LEVELS, TriggerError, drop_caches_path
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            GUARD_ARGUMENT_SPEC,
             level=dict(type="str", choices=sorted(DROP_LEVELS), default="pagecache"),
             sync=dict(type="bool", default=True),
             sync_timeout=dict(type="int", default=60),
             max_dirty_mb=dict(type="int", default=256),
-            proc_root=dict(type="path", default="/proc"),
-            sys_root=dict(type="path", default="/sys"),
-            cooldown=dict(type="int", default=900),
-            lock_dir=dict(type="path", default="/run/memfrag"),
-            state_dir=dict(type="path", default="/var/lib/memfrag"),
-            audit_log=dict(type="path", default="/var/log/memfrag/reclaim.log"),
-            page_size=dict(type="int"),
         ),
         supports_check_mode=True,
     )
