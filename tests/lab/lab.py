@@ -21,6 +21,7 @@ Run ``python tests/lab/lab.py build`` to build the image without the test suite.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import inspect
@@ -56,7 +57,7 @@ def log(msg: str) -> None:
 
 def run(cmd: t.List[str], **kwargs: t.Any) -> subprocess.CompletedProcess:
     kwargs.setdefault("check", True)
-    return subprocess.run(cmd, **kwargs, check=False)
+    return subprocess.run(cmd, **kwargs)  # pylint: disable=subprocess-run-check  # check is set just above
 
 
 def ensure_debs(binaries: t.Dict[str, str]) -> None:
@@ -259,6 +260,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask the kernel for SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
 def _kill_pidfile(pidfile: str, sig: int = signal.SIGTERM) -> None:
     try:
         with open(pidfile) as f:
@@ -299,6 +306,7 @@ class VmLab(object):
         self.workdir = workdir
         self.memory_mb = memory_mb
         self.vms = []  # type: t.List[Vm]
+        self.procs = []  # type: t.List[subprocess.Popen]
         self.cache = ""
 
     @property
@@ -332,10 +340,18 @@ class VmLab(object):
                "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22" % vm.port, "-device", "virtio-net-pci,netdev=n0",
                "-kernel", vmlinuz, "-initrd", initrd,
                "-append", "root=/dev/vda rw console=ttyS0 systemd.hostname=%s" % vm.name,
-               "-display", "none", "-serial", "file:" + vm.serial, "-daemonize", "-pidfile", vm.pidfile]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise LabUnavailable("qemu cannot start here: %s" % proc.stderr.strip()[-500:])
+               "-display", "none", "-serial", "file:" + vm.serial]
+        # Not -daemonize: a child that the kernel kills when the test process dies, however it dies,
+        # so no guest outlives a killed test run.
+        errlog = os.path.join(self.workdir, vm.name + ".qemu.log")
+        with open(errlog, "w") as err:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, preexec_fn=_die_with_parent)
+        _write(vm.pidfile, "%d\n" % proc.pid)
+        self.procs.append(proc)
+        time.sleep(1)
+        if proc.poll() is not None:
+            with open(errlog) as f:
+                raise LabUnavailable("qemu cannot start here: %s" % f.read().strip()[-500:])
         log("booting %s (kernel %s) ssh on 127.0.0.1:%d" % (vm.name, vm.kernel_release, vm.port))
 
     def ssh_cmd(self, vm: Vm, command: str, user: str = "root") -> t.List[str]:
@@ -391,6 +407,11 @@ class VmLab(object):
     def stop(self) -> None:
         for vm in self.vms:
             _kill_pidfile(vm.pidfile)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self.procs = []
         # A VM that failed before it was recorded still has its pidfile in workdir.
         if os.path.isdir(self.workdir):
             for name in os.listdir(self.workdir):
@@ -410,6 +431,7 @@ class NetnsHost(object):
         self.workdir = os.path.join(workdir, name)
         self.pidfile = os.path.join(self.workdir, "sshd.pid")
         self.started = False
+        self.proc = None  # type: t.Optional[subprocess.Popen]
 
 
 class NetnsLab(object):
@@ -470,12 +492,18 @@ class NetnsLab(object):
         script = "set -e\nhostname %s\n" % host.name
         for path in readonly:
             script += 'mount --bind "%s" "%s"\nmount -o remount,bind,ro "%s"\n' % (path, path, path)
-        script += 'exec "$0" -f "$1" -E "$2"\n'
+        script += 'exec "$0" -D -f "$1" -E "$2"\n'
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-        run(["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--propagation", "private",
-             "sh", "-c", script, sshd, config, os.path.join(host.workdir, "sshd.log")])
+        # ip netns exec, unshare and sh all exec the next program, so this child becomes sshd -D and
+        # keeps the parent-death signal: no sshd outlives a killed test run.
+        proc = subprocess.Popen(["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--propagation", "private",
+                                 "sh", "-c", script, sshd, config, os.path.join(host.workdir, "sshd.log")],
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        host.proc = proc
         deadline = time.time() + 20
         while time.time() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError("sshd in %s exited (%s); see %s" % (host.netns, proc.returncode, host.workdir))
             with contextlib.closing(socket.socket()) as s:
                 s.settimeout(1)
                 if s.connect_ex((host.address, 22)) == 0:
@@ -493,6 +521,10 @@ class NetnsLab(object):
     def stop(self) -> None:
         for host in self.hosts:
             _kill_pidfile(host.pidfile)
+            if host.proc is not None:
+                if host.proc.poll() is None:
+                    host.proc.kill()
+                host.proc.wait()
             subprocess.run(["ip", "link", "del", host.veth], capture_output=True, check=False)
             subprocess.run(["ip", "netns", "del", host.netns], capture_output=True, check=False)
         self.hosts = []
