@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/diagnose and scripts/test: one virtual environment made from this repository's
 # own requirement files, on a machine that has only Python 3 and pip (and apt, used only if needed).
 set -euo pipefail
