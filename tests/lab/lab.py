@@ -405,13 +405,18 @@ class VmLab(object):
         } for vm in self.vms}
 
     def stop(self) -> None:
-        for vm in self.vms:
-            _kill_pidfile(vm.pidfile)
+        # Our own children first (waited for, so no zombie keeps a pidfile's pid alive), then any pidfile left.
         for proc in self.procs:
             if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-            proc.wait()
+                proc.wait()
         self.procs = []
+        for vm in self.vms:
+            _kill_pidfile(vm.pidfile)
         # A VM that failed before it was recorded still has its pidfile in workdir.
         if os.path.isdir(self.workdir):
             for name in os.listdir(self.workdir):
@@ -520,11 +525,12 @@ class NetnsLab(object):
 
     def stop(self) -> None:
         for host in self.hosts:
-            _kill_pidfile(host.pidfile)
             if host.proc is not None:
                 if host.proc.poll() is None:
                     host.proc.kill()
                 host.proc.wait()
+            else:
+                _kill_pidfile(host.pidfile)
             subprocess.run(["ip", "link", "del", host.veth], capture_output=True, check=False)
             subprocess.run(["ip", "netns", "del", host.netns], capture_output=True, check=False)
         self.hosts = []
