@@ -541,13 +541,17 @@ def main(argv: t.List[str]) -> int:
         print(build_image())
         return 0
     if argv[1:2] == ["boot"]:
-        lab = VmLab(tempfile.mkdtemp(prefix="memfrag-lab-"))
-        t0 = time.time()
-        lab.start()
-        print("ssh-ready in %.1fs" % (time.time() - t0))
-        for vm in lab.vms:
-            print(vm.name, lab.ssh(vm, "uname -r; python3 --version").split())
-        lab.stop()
+        workdir = tempfile.mkdtemp(prefix="memfrag-lab-")
+        lab = VmLab(workdir)
+        try:
+            t0 = time.time()
+            lab.start()
+            print("ssh-ready in %.1fs" % (time.time() - t0))
+            for vm in lab.vms:
+                print(vm.name, lab.ssh(vm, "uname -r; python3 --version").split())
+        finally:
+            lab.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
         return 0
     sys.stderr.write("usage: lab.py build|boot\n")
     return 2
