@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime
 import os
 
-import pytest
-
 from conftest import read_tree
 
 # Every host must need reclaim so that the writes happen: a guard query true everywhere, a target never met.
@@ -125,9 +123,6 @@ def test_check_mode_changes_nothing_anywhere(netns_fleet, fleet_playbook):
         assert f.read() == live_before
 
 
-@pytest.mark.xfail(reason="roles/reclaim (issue 5) fails a host whose kernel lacks compact_memory instead of skipping it "
-                          "with the reason; its Compact memory tasks need failed_when excluding refused == 'missing'",
-                   strict=False)
 def test_missing_interface_is_skipped_with_the_reason(netns_fleet, fleet_playbook):
     netns_fleet.add("withcompact")
     netns_fleet.add("nocompact", missing=("compact_memory", "compaction_proactiveness"))
