@@ -18,7 +18,7 @@ def _facts(run, task):
 def test_diagnose_live_host(run_playbook):
     run = run_playbook(PLAYBOOK)
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    verdict = _facts(run, "Set the host verdict")["memfrag_verdict"]
+    verdict = _facts(run, "Judge the host")["memfrag_verdict"]
     assert verdict["severity"] in ("ok", "warning", "critical")
     judged = _facts(run, "Judge the host")
     findings = judged["memfrag_findings"]
@@ -50,7 +50,7 @@ def test_diagnose_capture_of_fragmented_host(run_playbook, fixtures_dir):
     assert by_zone[(0, "Normal")]["numbers"]["free_bytes_at_or_above_order"] == 16 * 4096
     # Reclaimable slab is 7 GiB of 15.6 GiB: the vfs_cache_pressure hint.
     assert "slab_reclaimable_large" in [f["code"] for f in findings]
-    verdict = _facts(run, "Set the host verdict")["memfrag_verdict"]
+    verdict = _facts(run, "Judge the host")["memfrag_verdict"]
     assert verdict["severity"] == "critical"
     assert verdict["counts"]["critical"] == 3
 

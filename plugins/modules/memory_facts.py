@@ -1,0 +1,129 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: memfrag.linux contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: memory_facts
+short_description: buddyinfo_facts and meminfo_facts in one module run
+version_added: 0.1.0
+author: memfrag.linux contributors (@memfrag)
+description:
+  - Sets both C(ansible_facts['memfrag_buddyinfo']) (as M(memfrag.linux.buddyinfo_facts) does) and
+    C(ansible_facts['memfrag_meminfo']) (as M(memfrag.linux.meminfo_facts) does) from one run on the target.
+  - On a fleet most of a facts module's cost is starting Python and Ansible on each host, not reading C(/proc);
+    one run instead of two halves that. The M(memfrag.linux.diagnose) role uses this module.
+  - The meminfo part uses the page size the buddyinfo part found (given, the host's, or inferred for a capture).
+options:
+  page_size:
+    description:
+      - Base page size in bytes of the host the files come from.
+      - Default is the running host's for O(proc_root=/proc), and inferred from meminfo and zoneinfo for other trees.
+    type: int
+  buddyinfo_subset:
+    description:
+      - The O(memfrag.linux.buddyinfo_facts#module:gather_subset) of the buddyinfo part.
+    type: list
+    elements: str
+    default: [all]
+  meminfo_subset:
+    description:
+      - The O(memfrag.linux.meminfo_facts#module:gather_subset) of the meminfo part.
+    type: list
+    elements: str
+    choices: [all, meminfo, slabinfo, processes]
+    default: [all]
+  top_slab_caches:
+    description: How many of the largest slab caches to list.
+    type: int
+    default: 10
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
+  - memfrag.linux.proc_root
+attributes:
+  check_mode:
+    support: full
+    details: Only reads files; the same facts are returned in check mode.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: posix
+notes:
+  - A missing or malformed C(buddyinfo) or C(meminfo) fails the module naming the file and line; every other file is
+    optional and its absence is a warning.
+seealso:
+  - module: memfrag.linux.buddyinfo_facts
+  - module: memfrag.linux.meminfo_facts
+"""
+
+EXAMPLES = r"""
+- name: Free memory by order and where memory went, in one run
+  memfrag.linux.memory_facts:
+
+- name: Same for an extracted sosreport, without the costly pagetypeinfo read
+  memfrag.linux.memory_facts:
+    proc_root: /srv/sos/db01/proc
+    buddyinfo_subset: [all, '!pagetypeinfo']
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host.
+  returned: always
+  type: complex
+  contains:
+    memfrag_buddyinfo:
+      description: Exactly what M(memfrag.linux.buddyinfo_facts) returns (see its documentation).
+      returned: always
+      type: dict
+    memfrag_meminfo:
+      description: Exactly what M(memfrag.linux.meminfo_facts) returns (see its documentation).
+      returned: always
+      type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo_facts import gather as gather_buddyinfo
+from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import GATHER_SUBSETS
+from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import gather as gather_meminfo
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            proc_root=dict(type="path", default="/proc"),
+            page_size=dict(type="int"),
+            buddyinfo_subset=dict(type="list", elements="str", default=["all"]),
+            meminfo_subset=dict(type="list", elements="str", default=["all"], choices=["all"] + list(GATHER_SUBSETS)),
+            top_slab_caches=dict(type="int", default=10),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    page_size = params["page_size"]
+    if page_size is not None and (page_size < 512 or page_size & (page_size - 1)):
+        module.fail_json(msg="page_size must be a power of two of at least 512, got %d" % page_size)
+    if params["top_slab_caches"] < 0:
+        module.fail_json(msg="top_slab_caches must be 0 or more, got %d" % params["top_slab_caches"])
+    meminfo_subsets = GATHER_SUBSETS if "all" in params["meminfo_subset"] else params["meminfo_subset"]
+    try:
+        buddyinfo, warnings = gather_buddyinfo(params["proc_root"], page_size, params["buddyinfo_subset"])
+        meminfo, meminfo_warnings = gather_meminfo(params["proc_root"], buddyinfo["page_size"],
+                                                   params["top_slab_caches"], meminfo_subsets)
+    except ProcFileError as exc:
+        module.fail_json(msg=str(exc), path=exc.path, line=exc.line_number)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in warnings + meminfo_warnings:
+        module.warn(warning)
+    module.exit_json(changed=False, ansible_facts={"memfrag_buddyinfo": buddyinfo, "memfrag_meminfo": meminfo})
+
+
+if __name__ == "__main__":
+    main()
