@@ -200,12 +200,14 @@ def verdict(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
     """One line for the host: the worst severity and what it is about."""
     worst = max((SEVERITY_RANK[item["severity"]] for item in findings), default=0)
     if worst < SEVERITY_RANK["warning"]:
-        return {"severity": "ok", "summary": "no memory fragmentation problem found",
-                "counts": _severity_counts(findings)}
-    severity = "critical" if worst == SEVERITY_RANK["critical"] else "warning"
-    top = [item["message"] for item in findings if item["severity"] == severity]
-    summary = top[0] if len(top) == 1 else "%s (and %d more %s findings)" % (top[0], len(top) - 1, severity)
-    return {"severity": severity, "summary": summary, "counts": _severity_counts(findings)}
+        severity, summary = "ok", "no memory fragmentation problem found"
+    else:
+        severity = "critical" if worst == SEVERITY_RANK["critical"] else "warning"
+        top = [item["message"] for item in findings if item["severity"] == severity]
+        summary = top[0] if len(top) == 1 else "%s (and %d more %s findings)" % (top[0], len(top) - 1, severity)
+    # What an operator reads: the verdict, then every finding with its severity.
+    lines = ["%s: %s" % (severity.upper(), summary)] + ["%s: %s" % (item["severity"], item["message"]) for item in findings]
+    return {"severity": severity, "summary": summary, "counts": _severity_counts(findings), "lines": lines}
 
 
 def _severity_counts(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, int]:

@@ -65,6 +65,6 @@ def test_main_job_command(tmp_path):
     proc = subprocess.run([os.path.join(REPO_ROOT, "scripts", "diagnose")], capture_output=True, text=True,
                           env=env, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Show the verdict and findings" in proc.stdout
+    assert "Show the verdict and findings of every host" in proc.stdout
     assert "Normal zone node 0" in proc.stdout
     assert "failed=0" in proc.stdout

@@ -35,7 +35,14 @@ def test_verdict_summarises_several_findings():
     found = [{"severity": "critical", "message": "a"}, {"severity": "critical", "message": "b"}, {"severity": "info", "message": "c"}]
     result = _findings.verdict(found)
     assert result == {"severity": "critical", "summary": "a (and 1 more critical findings)",
-                      "counts": {"critical": 2, "warning": 0, "info": 1}}
+                      "counts": {"critical": 2, "warning": 0, "info": 1},
+                      "lines": ["CRITICAL: a (and 1 more critical findings)", "critical: a", "critical: b", "info: c"]}
+
+
+def test_verdict_without_findings():
+    assert _findings.verdict([]) == {"severity": "ok", "summary": "no memory fragmentation problem found",
+                                     "counts": {"critical": 0, "warning": 0, "info": 0},
+                                     "lines": ["OK: no memory fragmentation problem found"]}
 
 
 @pytest.mark.parametrize("value, text", [(0, "0 B"), (1023, "1023 B"), (32768, "32 KiB"), (1536, "1.5 KiB"),
