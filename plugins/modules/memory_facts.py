@@ -14,11 +14,11 @@ description:
   - Sets both C(ansible_facts['memfrag_buddyinfo']) (as M(memfrag.linux.buddyinfo_facts) does) and
     C(ansible_facts['memfrag_meminfo']) (as M(memfrag.linux.meminfo_facts) does) from one run on the target.
   - On a fleet most of a facts module's cost is starting Python and Ansible on each host, not reading C(/proc);
-    one run instead of two halves that. The M(memfrag.linux.diagnose) role uses this module.
+    one run instead of two halves that. The C(memfrag.linux.diagnose) role uses this module.
   - The meminfo part uses the page size the buddyinfo part found (given, the host's, or inferred for a capture).
   - With O(judge=true) it also judges the host on the target, as the P(memfrag.linux.findings#filter) and
     P(memfrag.linux.verdict#filter) filters do, and sets C(memfrag_findings), C(memfrag_verdict) and
-    C(memfrag_log_counts): the facts of the M(memfrag.linux.diagnose) role, without a controller task per host.
+    C(memfrag_log_counts), the facts of the C(memfrag.linux.diagnose) role, without a controller task per host.
 options:
   judge:
     description:
