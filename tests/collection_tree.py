@@ -15,6 +15,9 @@ import shutil
 import tempfile
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The JSON stdout callback every ansible-playbook run of the tests uses (ANSIBLE_CALLBACK_PLUGINS).
+CALLBACK_PLUGINS = os.path.join(REPO_ROOT, "tests", "callback_plugins")
+CORPUS_SKIP_REASON = "corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine"
 _tree = None
 
 
@@ -41,3 +44,11 @@ def corpus_dir():
         if candidate and os.path.isdir(candidate):
             return candidate
     return None
+
+
+def corpus_params(cases):
+    """Test parameters for a corpus suite: the case names, or one skipped parameter saying why."""
+    if corpus_dir() is None:
+        import pytest  # only the test suites call this; the module itself stays importable without pytest
+        return [pytest.param("-", marks=pytest.mark.skip(reason=CORPUS_SKIP_REASON))]
+    return sorted(cases)

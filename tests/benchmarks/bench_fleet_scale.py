@@ -31,9 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 sys.path.insert(0, TESTS)
 sys.path.insert(0, os.path.join(TESTS, "fleet"))
-from collection_tree import collections_root, REPO_ROOT  # noqa: E402
+from collection_tree import CALLBACK_PLUGINS, collections_root, REPO_ROOT  # noqa: E402
 
-CALLBACKS = os.path.join(TESTS, "fleet", "callback_plugins")
 PROC_FILES = ("buddyinfo", "zoneinfo", "pagetypeinfo", "vmstat", "meminfo", "slabinfo")
 
 PING = """
@@ -102,8 +101,8 @@ def make_trees(base, count):
 def run(playbook, inventory, forks, env_extra=None):
     env = dict(os.environ)
     env.update({
-        "ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_STDOUT_CALLBACK": "fleet_json",
-        "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS, "ANSIBLE_FORKS": str(forks),
+        "ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_STDOUT_CALLBACK": "memfrag_test_json",
+        "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS, "ANSIBLE_FORKS": str(forks),
         "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_RETRY_FILES_ENABLED": "false", "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_HOST_KEY_CHECKING": "false",
     })

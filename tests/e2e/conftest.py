@@ -16,7 +16,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from collection_tree import collections_root, corpus_dir as _corpus_dir, REPO_ROOT  # noqa: E402
+from collection_tree import CALLBACK_PLUGINS, CORPUS_SKIP_REASON, collections_root, corpus_dir as _corpus_dir, REPO_ROOT  # noqa: E402
 
 FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
 
@@ -54,7 +54,7 @@ def ansible_env(extra=None):
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": collections_root(),
         "ANSIBLE_STDOUT_CALLBACK": "memfrag_test_json",
-        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins"),
+        "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS,
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
@@ -105,7 +105,7 @@ def run_playbook(tmp_path):
 def corpus():
     path = _corpus_dir()
     if path is None:
-        pytest.skip("corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine")
+        pytest.skip(CORPUS_SKIP_REASON)
     return path
 
 

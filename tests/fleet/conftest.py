@@ -29,7 +29,7 @@ import yaml
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TESTS)
 sys.path.insert(0, os.path.join(TESTS, "lab"))
-from collection_tree import collections_root, REPO_ROOT  # noqa: E402
+from collection_tree import CALLBACK_PLUGINS, collections_root, REPO_ROOT  # noqa: E402
 import lab  # noqa: E402
 
 PLAYBOOKS = os.path.join(REPO_ROOT, "playbooks")
@@ -112,8 +112,8 @@ def ansible_env(extra: t.Optional[t.Dict[str, str]] = None) -> t.Dict[str, str]:
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": collections_root(),
-        "ANSIBLE_STDOUT_CALLBACK": "fleet_json",
-        "ANSIBLE_CALLBACK_PLUGINS": os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins"),
+        "ANSIBLE_STDOUT_CALLBACK": "memfrag_test_json",
+        "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS,
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
         "ANSIBLE_RETRY_FILES_ENABLED": "false",

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from collection_tree import collections_root, corpus_dir as _corpus_dir, REPO_ROOT  # noqa: E402
+from collection_tree import CORPUS_SKIP_REASON, collections_root, corpus_dir as _corpus_dir, REPO_ROOT  # noqa: E402
 
 if collections_root() not in sys.path:
     sys.path.insert(0, collections_root())
@@ -23,7 +23,7 @@ def corpus():
     """Path of ../shared/corpus; the test is skipped with the reason when it is absent."""
     path = _corpus_dir()
     if path is None:
-        pytest.skip("corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine")
+        pytest.skip(CORPUS_SKIP_REASON)
     return path
 
 

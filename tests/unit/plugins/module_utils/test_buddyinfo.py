@@ -8,7 +8,7 @@ import os
 
 import pytest
 import yaml
-from collection_tree import corpus_dir
+from collection_tree import corpus_params
 
 from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo import parse_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, read_text
@@ -16,14 +16,6 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcF
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "buddyinfo_corpus.yml")) as handle:
     CORPUS_CASES = yaml.safe_load(handle)
-
-
-def corpus_params(cases):
-    """One parameter per corpus file, or a single skipped one when the corpus is not on this machine."""
-    if corpus_dir() is None:
-        return [pytest.param("-", marks=pytest.mark.skip(
-            reason="corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine"))]
-    return sorted(cases)
 
 
 KNOWN_ZONES = {"DMA", "DMA32", "Normal", "HighMem", "Movable", "Device"}

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-from collection_tree import corpus_dir  # noqa: E402
+from collection_tree import CORPUS_SKIP_REASON, corpus_dir  # noqa: E402
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import scan  # noqa: E402
 from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import empty_state  # noqa: E402
@@ -60,7 +60,7 @@ def _scan(path):
 
 if not CORPUS:
     def test_corpus_logs():
-        pytest.skip("corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine")
+        pytest.skip(CORPUS_SKIP_REASON)
 else:
     def test_every_log_has_an_expectation():
         assert LOGS and sorted(EXPECTED) == LOGS

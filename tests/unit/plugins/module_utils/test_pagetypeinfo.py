@@ -8,7 +8,7 @@ import os
 
 import pytest
 import yaml
-from collection_tree import corpus_dir
+from collection_tree import corpus_params
 
 from ansible_collections.memfrag.linux.plugins.module_utils._pagetypeinfo import (
     PAGETYPEINFO_CAP,
@@ -21,14 +21,6 @@ from ansible_collections.memfrag.linux.plugins.module_utils._watermark import er
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "pagetypeinfo_corpus.yml")) as handle:
     CASES = yaml.safe_load(handle)
-
-
-def corpus_params(cases):
-    """One parameter per corpus file, or a single skipped one when the corpus is not on this machine."""
-    if corpus_dir() is None:
-        return [pytest.param("-", marks=pytest.mark.skip(
-            reason="corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine"))]
-    return sorted(cases)
 
 
 HEADER = ("Page block order: 9\nPages per block:  512\n\n"

@@ -8,7 +8,7 @@ import os
 
 import pytest
 import yaml
-from collection_tree import corpus_dir
+from collection_tree import corpus_params
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._vmstat import fragmentation_counters, parse_vmstat
@@ -16,14 +16,6 @@ from ansible_collections.memfrag.linux.plugins.module_utils._vmstat import fragm
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "vmstat_corpus.yml")) as handle:
     CASES = yaml.safe_load(handle)
-
-
-def corpus_params(cases):
-    """One parameter per corpus file, or a single skipped one when the corpus is not on this machine."""
-    if corpus_dir() is None:
-        return [pytest.param("-", marks=pytest.mark.skip(
-            reason="corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine"))]
-    return sorted(cases)
 
 
 def test_every_corpus_file_has_a_case(corpus):

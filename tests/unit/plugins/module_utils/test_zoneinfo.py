@@ -8,7 +8,7 @@ import os
 
 import pytest
 import yaml
-from collection_tree import corpus_dir
+from collection_tree import corpus_params
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._watermark import ERA_LEGACY, ERA_MODERN, era_of_zoneinfo_layout
@@ -17,14 +17,6 @@ from ansible_collections.memfrag.linux.plugins.module_utils._zoneinfo import par
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "zoneinfo_corpus.yml")) as handle:
     CASES = yaml.safe_load(handle)
-
-
-def corpus_params(cases):
-    """One parameter per corpus file, or a single skipped one when the corpus is not on this machine."""
-    if corpus_dir() is None:
-        return [pytest.param("-", marks=pytest.mark.skip(
-            reason="corpus suite skipped: ../shared/corpus (or $MEMFRAG_CORPUS) does not exist on this machine"))]
-    return sorted(cases)
 
 
 def _key(zone):

@@ -1,16 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: memfrag.linux contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Stdout callback for the fleet tests: one JSON document like ansible.posix.json's (plays -> tasks ->
-hosts, stats), with per-host start/end times. ansible-core ships no JSON callback and ansible.posix
-may not be installed, so the tests carry this one (ANSIBLE_CALLBACK_PLUGINS points here)."""
+"""Stdout callback for every test and benchmark that runs ansible-playbook: one JSON document like
+ansible.posix.json's (plays -> tasks -> hosts, stats), with per-host start/end times. ansible-core ships
+no JSON callback and ansible.posix cannot be installed from PyPI alone, so the tests carry this one
+(ANSIBLE_CALLBACK_PLUGINS points here)."""
 
 from __future__ import annotations
 
 DOCUMENTATION = """
-name: fleet_json
+name: memfrag_test_json
 type: stdout
-short_description: JSON output for the memfrag.linux fleet tests
+short_description: JSON output for the memfrag.linux tests
 description: Prints plays, tasks, per-host results and stats as one JSON document at the end.
 """
 
@@ -27,7 +28,7 @@ def _now():
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "stdout"
-    CALLBACK_NAME = "fleet_json"
+    CALLBACK_NAME = "memfrag_test_json"
 
     def __init__(self, *args, **kwargs):
         super(CallbackModule, self).__init__(*args, **kwargs)
