@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.memfrag.linux.plugins.module_utils._findings import host_findings, verdict
+from ansible_collections.memfrag.linux.plugins.module_utils._findings import check_thresholds, host_findings, verdict
 
 
 def findings(buddyinfo, meminfo=None, log_scan=None, thresholds=None):
@@ -20,6 +20,10 @@ def findings(buddyinfo, meminfo=None, log_scan=None, thresholds=None):
     for name, value in (("meminfo", meminfo), ("log_scan", log_scan), ("thresholds", thresholds)):
         if value is not None and not isinstance(value, dict):
             raise AnsibleFilterError("findings: %s must be a dict, got %s" % (name, type(value).__name__))
+    try:
+        check_thresholds(thresholds)
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError("findings: %s" % exc)
     try:
         return host_findings(buddyinfo, meminfo, log_scan, thresholds)
     except (TypeError, ValueError, KeyError) as exc:

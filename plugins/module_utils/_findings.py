@@ -33,6 +33,24 @@ DEFAULT_THRESHOLDS = {
     "slab_reclaimable_warning": 0.25,
 }
 
+# The kernel's zone names (mm/page_alloc.c zone_names[]).
+ZONE_NAMES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
+
+# DEFAULT_THRESHOLDS as an AnsibleModule argument spec (memory_facts' thresholds suboptions). No defaults
+# here: a key left unset (None) keeps its DEFAULT_THRESHOLDS value.
+THRESHOLD_OPTIONS = dict(
+    order=dict(type="int"),
+    zones=dict(type="list", elements="str", choices=list(ZONE_NAMES)),
+    min_zone_mb=dict(type="int"),
+    unusable_warning=dict(type="float"),
+    unusable_critical=dict(type="float"),
+    min_high_order_free_mb=dict(type="int"),
+    unexplained_warning=dict(type="float"),
+    slab_reclaimable_warning=dict(type="float"),
+)
+_SHARES = ("unusable_warning", "unusable_critical", "unexplained_warning", "slab_reclaimable_warning")
+_NOT_NEGATIVE = ("order", "min_zone_mb", "min_high_order_free_mb")
+
 LOG_KINDS = (
     # kind, severity when seen, what it means to an operator
     ("xfs_alloc_deadlock", "critical", "XFS possible memory allocation deadlock messages"),
@@ -61,6 +79,23 @@ def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]
         if value is not None:
             merged[key] = value
     return merged
+
+
+def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> None:
+    """Raise ValueError naming the first threshold that is unknown or out of range."""
+    merged = _merged(thresholds)
+    unknown = sorted(set(merged) - set(DEFAULT_THRESHOLDS))
+    if unknown:
+        raise ValueError("unknown threshold %s; known: %s" % (", ".join(unknown), ", ".join(sorted(DEFAULT_THRESHOLDS))))
+    for key in _SHARES:
+        if not 0 <= float(merged[key]) <= 1:
+            raise ValueError("threshold %s is a share of memory between 0 and 1, got %s" % (key, merged[key]))
+    for key in _NOT_NEGATIVE:
+        if int(merged[key]) < 0:
+            raise ValueError("threshold %s must be 0 or more, got %s" % (key, merged[key]))
+    if float(merged["unusable_warning"]) > float(merged["unusable_critical"]):
+        raise ValueError("threshold unusable_warning (%s) is above unusable_critical (%s)"
+                         % (merged["unusable_warning"], merged["unusable_critical"]))
 
 
 def _at(values: t.Sequence[t.Any], index: int, default: t.Any = None) -> t.Any:
@@ -185,7 +220,11 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
 def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optional[t.Mapping[str, t.Any]] = None,
                   log_scan: t.Optional[t.Mapping[str, t.Any]] = None,
                   thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
-    """All findings for one host, most severe first (stable within a severity)."""
+    """All findings for one host, most severe first (stable within a severity).
+
+    Raises ValueError for thresholds that are unknown or out of range (check_thresholds).
+    """
+    check_thresholds(thresholds)
     findings = []
     if buddyinfo:
         findings.extend(zone_findings(buddyinfo, thresholds))

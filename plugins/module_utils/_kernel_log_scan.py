@@ -18,15 +18,15 @@ import os
 import time
 import typing as t
 
+from ._gfp import parse_release
+from ._kernel_log_options import DEFAULT_PATHS, SOURCES
 from ._kernel_log_patterns import (FORMS, KINDS, Match, classify_message, has_prefix, iso,
-                                   parse_prefix, NEEDLES)
+                                   parse_prefix, parse_since, NEEDLES)
 from ._kernel_log_sources import (JournalEntry, LineHit, compression_of, journal_available,
                                   open_decompressed, read_journal, read_kmsg, scan_plain_file, scan_stream,
                                   read_up_to, skip_bytes)
 from ._scan_state import HEAD_BYTES, file_record, resume_offset
 
-DEFAULT_PATHS = ("/var/log/messages*", "/var/log/kern.log*", "/var/log/syslog*")
-SOURCES = ("kmsg", "journal", "files")
 _TEXT_NEEDLES = tuple(n.decode("ascii") for n in NEEDLES)
 
 Warn = t.Callable[[str], None]
@@ -330,6 +330,27 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
     result = summary.result()
     result["sources"] = report
     result["skipped_sources"] = sorted(name for name, item in report.items() if item.get("status") == "skipped")
+    return result, new_state
+
+
+def run_scan(options: t.Mapping[str, t.Any], state: t.Dict[str, t.Any], warn: Warn, journalctl: t.Optional[str],
+             now: float) -> t.Tuple[t.Dict[str, t.Any], t.Dict[str, t.Any]]:
+    """Check ``options`` (validated against SCAN_OPTIONS) and scan; returns (result, new state).
+
+    The result also says which ``kernel_release`` decoded GFP modes and ``since`` as an ISO time. Raises
+    ValueError, naming the option, for a bad ``since``, ``kernel_release`` or ``max_events``.
+    """
+    since = parse_since(options["since"], now)  # its ValueError names "since" already
+    kernel_release = options["kernel_release"] or os.uname()[2]
+    try:
+        parse_release(kernel_release)
+    except ValueError as exc:
+        raise ValueError("kernel_release: %s" % exc)
+    if options["max_events"] < 0:
+        raise ValueError("max_events must be 0 or more, got %d" % options["max_events"])
+    result, new_state = scan(options["sources"], options["paths"], since, state, kernel_release, options["max_events"],
+                             options["include_userspace_kmsg"], warn, journalctl=journalctl)
+    result.update(kernel_release=kernel_release, since=iso(since))
     return result, new_state
 
 

@@ -322,41 +322,17 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.memfrag.linux.plugins.module_utils._gfp import parse_release
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_patterns import iso, parse_since
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import DEFAULT_PATHS, SOURCES, scan
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_options import SCAN_OPTIONS, warnings_to_show
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import run_scan
 from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import load_state, save_state
-
-MAX_WARNINGS = 20
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            sources=dict(type="list", elements="str", choices=list(SOURCES)),
-            paths=dict(type="list", elements="str", default=list(DEFAULT_PATHS)),
-            since=dict(type="str"),
-            state_file=dict(type="path"),
-            kernel_release=dict(type="str"),
-            max_events=dict(type="int", default=100),
-            include_userspace_kmsg=dict(type="bool", default=False),
-        ),
+        argument_spec=dict(SCAN_OPTIONS, state_file=dict(type="path")),
         supports_check_mode=True,
     )
     params = module.params
-    now = time.time()
-    try:
-        since = parse_since(params["since"], now)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    kernel_release = params["kernel_release"] or os.uname()[2]
-    try:
-        parse_release(kernel_release)
-    except ValueError as exc:
-        module.fail_json(msg="kernel_release: %s" % exc)
-    if params["max_events"] < 0:
-        module.fail_json(msg="max_events must be 0 or more, got %d" % params["max_events"])
-
     warnings = []
     state_path = params["state_file"]
     state = {"version": 1, "files": [], "journal": {}, "kmsg": {}}
@@ -365,9 +341,10 @@ def main():
         if problem:
             warnings.append(problem)
 
-    result, new_state = scan(params["sources"], params["paths"], since, state, kernel_release, params["max_events"],
-                             params["include_userspace_kmsg"], warnings.append,
-                             journalctl=module.get_bin_path("journalctl"))
+    try:
+        result, new_state = run_scan(params, state, warnings.append, module.get_bin_path("journalctl"), time.time())
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
 
     changed = False
     if state_path:
@@ -382,11 +359,9 @@ def main():
             except (IOError, OSError) as exc:
                 module.fail_json(msg="state_file %s could not be written: %s" % (state_path, exc), **result)
 
-    for text in warnings[:MAX_WARNINGS]:
+    for text in warnings_to_show(warnings):
         module.warn(text)
-    if len(warnings) > MAX_WARNINGS:
-        module.warn("%d more warnings not shown" % (len(warnings) - MAX_WARNINGS))
-    module.exit_json(changed=changed, kernel_release=kernel_release, since=iso(since), **result)
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":

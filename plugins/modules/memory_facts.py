@@ -27,16 +27,78 @@ options:
     default: false
   thresholds:
     description:
-      - With O(judge=true), overrides of the judging defaults; the keys are those of the
-        P(memfrag.linux.findings#filter) filter's C(thresholds) (C(order), C(zones), C(min_zone_mb), C(unusable_warning),
-        C(unusable_critical), C(min_high_order_free_mb), C(unexplained_warning), C(slab_reclaimable_warning)).
+      - With O(judge=true), overrides of the judging defaults, as in the P(memfrag.linux.findings#filter) filter's
+        C(thresholds). An option left unset keeps its default.
+      - Out-of-range values (a share outside 0-1, a negative order or size, O(thresholds.unusable_warning) above
+        O(thresholds.unusable_critical)) fail the module.
     type: dict
     default: {}
+    suboptions:
+      order:
+        description: The allocation order that matters (default 4, 64 KiB with 4 KiB pages).
+        type: int
+      zones:
+        description: Zones that are judged (default DMA32, Normal, Movable, HighMem).
+        type: list
+        elements: str
+        choices: [DMA, DMA32, Normal, HighMem, Movable, Device]
+      min_zone_mb:
+        description: Zones with less managed memory than this are left out (default 256).
+        type: int
+      unusable_warning:
+        description: Unusable free index at O(thresholds.order) (0-1) from which a zone gets a warning (default 0.75).
+        type: float
+      unusable_critical:
+        description: Unusable free index at O(thresholds.order) (0-1) from which a zone is critical (default 0.95).
+        type: float
+      min_high_order_free_mb:
+        description: A zone with less free memory than this in blocks of order >= O(thresholds.order) gets a warning (default 64).
+        type: int
+      unexplained_warning:
+        description: Share of RAM used but explained by no counter from which a warning is given (default 0.10).
+        type: float
+      slab_reclaimable_warning:
+        description: Share of RAM in reclaimable slab from which a warning is given (default 0.25).
+        type: float
   log_scan:
     description:
       - With O(judge=true), the C(counts), C(first_seen) and C(last_seen) of a M(memfrag.linux.kernel_log_scan) result,
         so that kernel log events are part of the findings. Omit it when logs were not scanned.
+      - Mutually exclusive with O(kernel_log).
     type: dict
+  kernel_log:
+    description:
+      - Scan this host's kernel logs in the same run, as M(memfrag.linux.kernel_log_scan) does with these options, and
+        return its result in RV(kernel_log_scan). With O(judge=true) its counts are part of the findings.
+      - The scan reads the running host's ring buffer, journal and log files; O(proc_root) does not apply to it.
+      - Unset (null) means no scan. The options mean what they mean for M(memfrag.linux.kernel_log_scan)
+        (without its C(state_file): every run reports the whole O(kernel_log.since) window).
+    type: dict
+    suboptions:
+      sources:
+        description: V(kmsg), V(journal), V(files); default is every source present on the host.
+        type: list
+        elements: str
+        choices: [kmsg, journal, files]
+      paths:
+        description: Files or shell globs for the V(files) source.
+        type: list
+        elements: str
+        default: ["/var/log/messages*", "/var/log/kern.log*", "/var/log/syslog*"]
+      since:
+        description: Only events newer than this (V(24h), V(7d), seconds, or an ISO 8601 time or date).
+        type: str
+      kernel_release:
+        description: Kernel release whose GFP bit layout decodes C(mode:0x...) values; default is the running kernel.
+        type: str
+      max_events:
+        description: Keep at most this many events (the newest); counts stay exact.
+        type: int
+        default: 100
+      include_userspace_kmsg:
+        description: Also count kernel-looking lines that a process wrote into C(/dev/kmsg).
+        type: bool
+        default: false
   page_size:
     description:
       - Base page size in bytes of the host the files come from.
@@ -91,6 +153,12 @@ EXAMPLES = r"""
     thresholds: {order: 3}
     log_scan: "{{ scan }}"
 
+- name: Facts, a scan of the last week's kernel logs and the judgement, in one run per host
+  memfrag.linux.memory_facts:
+    judge: true
+    kernel_log:
+      since: 7d
+
 - name: Same for an extracted sosreport, without the costly pagetypeinfo read
   memfrag.linux.memory_facts:
     proc_root: /srv/sos/db01/proc
@@ -131,14 +199,27 @@ ansible_facts:
       type: dict
       sample: {severity: critical, summary: "Normal zone node 0: no free block of order >= 4", counts: {critical: 1, warning: 0, info: 2}}
     memfrag_log_counts:
-      description: O(log_scan)'s C(counts), C(first_seen) and C(last_seen), or null when it was not given.
+      description:
+        - The C(counts), C(first_seen) and C(last_seen) of O(log_scan) or of the O(kernel_log) scan, or null when
+          logs were not scanned.
       returned: with O(judge=true)
       type: dict
+kernel_log_scan:
+  description:
+    - What M(memfrag.linux.kernel_log_scan) returns for the same options (C(counts), C(first_seen), C(last_seen),
+      C(events), C(sources), C(skipped_sources), C(since), C(kernel_release) and the rest; see its documentation).
+  returned: when O(kernel_log) is set
+  type: dict
+  sample: {counts: {xfs_alloc_deadlock: 2, page_alloc_failure: 0, page_alloc_stall: 0, hung_task: 1, oom_kill: 0},
+           skipped_sources: [journal], since: "2024-03-01T08:00:00+00:00"}
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo_facts import gather as gather_buddyinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._findings import host_findings, verdict
+from ansible_collections.memfrag.linux.plugins.module_utils._findings import THRESHOLD_OPTIONS, check_thresholds, host_findings, verdict
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_options import SCAN_OPTIONS, warnings_to_show
 from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import GATHER_SUBSETS
 from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import gather as gather_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError
@@ -153,9 +234,11 @@ def main():
             meminfo_subset=dict(type="list", elements="str", default=["all"], choices=["all"] + list(GATHER_SUBSETS)),
             top_slab_caches=dict(type="int", default=10),
             judge=dict(type="bool", default=False),
-            thresholds=dict(type="dict", default={}),
+            thresholds=dict(type="dict", default={}, options=THRESHOLD_OPTIONS),
             log_scan=dict(type="dict"),
+            kernel_log=dict(type="dict", options=SCAN_OPTIONS),
         ),
+        mutually_exclusive=[("log_scan", "kernel_log")],
         supports_check_mode=True,
     )
     params = module.params
@@ -164,6 +247,10 @@ def main():
         module.fail_json(msg="page_size must be a power of two of at least 512, got %d" % page_size)
     if params["top_slab_caches"] < 0:
         module.fail_json(msg="top_slab_caches must be 0 or more, got %d" % params["top_slab_caches"])
+    try:
+        check_thresholds(params["thresholds"])
+    except ValueError as exc:
+        module.fail_json(msg="thresholds: %s" % exc)
     meminfo_subsets = GATHER_SUBSETS if "all" in params["meminfo_subset"] else params["meminfo_subset"]
     try:
         buddyinfo, warnings = gather_buddyinfo(params["proc_root"], page_size, params["buddyinfo_subset"])
@@ -176,8 +263,22 @@ def main():
     for warning in warnings + meminfo_warnings:
         module.warn(warning)
     facts = {"memfrag_buddyinfo": buddyinfo, "memfrag_meminfo": meminfo}
+    result = {}
+    log_scan = params["log_scan"]
+    if params["kernel_log"] is not None:
+        # Imported here: the scanner is the largest code in the collection, and a module compiles what it imports
+        # on the target at every run; hosts that do not scan (captures, a fleet diagnose) do not pay for it.
+        from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import run_scan
+        scan_warnings = []
+        try:
+            log_scan, dummy = run_scan(params["kernel_log"], {}, scan_warnings.append, module.get_bin_path("journalctl"),
+                                       time.time())
+        except ValueError as exc:
+            module.fail_json(msg="kernel_log: %s" % exc)
+        for warning in warnings_to_show(scan_warnings):
+            module.warn("kernel_log: %s" % warning)
+        result["kernel_log_scan"] = log_scan
     if params["judge"]:
-        log_scan = params["log_scan"]
         if log_scan is not None:
             log_scan = dict((key, log_scan.get(key) or {}) for key in ("counts", "first_seen", "last_seen"))
         try:
@@ -185,7 +286,7 @@ def main():
         except (TypeError, ValueError, KeyError) as exc:
             module.fail_json(msg="cannot judge the host with thresholds %r and log_scan counts: %s" % (params["thresholds"], exc))
         facts.update(memfrag_findings=findings, memfrag_verdict=verdict(findings), memfrag_log_counts=log_scan)
-    module.exit_json(changed=False, ansible_facts=facts)
+    module.exit_json(changed=False, ansible_facts=facts, **result)
 
 
 if __name__ == "__main__":

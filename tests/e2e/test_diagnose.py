@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from conftest import REPO_ROOT
 
 PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "diagnose.yml")
-JUDGE = "Gather free memory by zone and order and where memory went, and judge the host"
+JUDGE = "Gather memory facts, scan kernel logs and judge the host"
 
 
 def _facts(run, task):
@@ -26,9 +28,15 @@ def test_diagnose_live_host(run_playbook):
     # This host has a Normal zone of several GiB: it must be judged at order 4.
     normal = [f for f in findings if f.get("zone") == "Normal" and f["numbers"].get("order") == 4]
     assert normal, findings
-    # The log scan ran (proc_root is /proc) and its counts reached the facts.
+    # The log scan ran in the same module run (proc_root is /proc) and its counts reached the facts.
     assert set(judged["memfrag_log_counts"]["counts"]) == {
         "xfs_alloc_deadlock", "page_alloc_failure", "page_alloc_stall", "hung_task", "oom_kill"}
+    scan = run.task_result(JUDGE)["kernel_log_scan"]
+    assert scan["counts"] == judged["memfrag_log_counts"]["counts"]
+    assert scan["sources"]["kmsg"]["status"] == "scanned"
+    # One task per host: no argument-check task, no separate log scan.
+    assert [task["task"]["name"].split(" : ")[-1] for play in run.data["plays"] for task in play["tasks"]] == [
+        JUDGE, "Show the verdict and findings of every host"]
     shown = run.task_result("Show the verdict and findings of every host")["msg"]
     assert shown["localhost"][0].startswith(verdict["severity"].upper() + ": ")
     assert len(shown["localhost"]) == len(findings) + 1
@@ -39,7 +47,8 @@ def test_diagnose_capture_of_fragmented_host(run_playbook, fixtures_dir):
     run = run_playbook(PLAYBOOK, extra_vars={"diagnose_proc_root": proc_root})
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
     # A capture: the host's own logs are not scanned.
-    assert run.task_result("Scan kernel logs for allocation deadlocks, failures, stalls, hung tasks and OOM kills").get("skipped")
+    assert "kernel_log_scan" not in run.task_result(JUDGE)
+    assert _facts(run, JUDGE)["memfrag_log_counts"] is None
     findings = _facts(run, JUDGE)["memfrag_findings"]
     by_zone = {(f.get("node"), f.get("zone")): f for f in findings if "zone" in f}
     # Node 1 Normal [33331, 3323, 582, 87, 0...]: nothing free at order >= 4; largest block order 3 = 32 KiB.
@@ -69,7 +78,31 @@ def test_diagnose_threshold_from_variables(run_playbook, fixtures_dir):
     assert node0["severity"] != "critical"
 
 
-def test_diagnose_rejects_bad_role_variable(run_playbook):
-    run = run_playbook(PLAYBOOK, extra_vars={"diagnose_order": "four"})
+@pytest.mark.parametrize("extra_vars, text", [
+    ({"diagnose_order": "four"}, "argument 'order' is of type str found in 'thresholds'"),
+    ({"diagnose_zones": ["normal"]}, "value of zones must be one or more of: DMA, DMA32, Normal, HighMem, Movable, Device"),
+    ({"diagnose_unusable_warning": 7.5}, "threshold unusable_warning is a share of memory between 0 and 1, got 7.5"),
+    ({"diagnose_log_sources": ["dmesg"]}, "value of sources must be one or more of: kmsg, journal, files"),
+    ({"diagnose_log_window": "yesterday"}, "since must be a duration such as 24h"),
+])
+def test_diagnose_playbook_rejects_bad_role_variable(run_playbook, extra_vars, text):
+    # The playbook leaves out the role's argument-check task; memory_facts refuses the value on the host.
+    run = run_playbook(PLAYBOOK, extra_vars=extra_vars)
+    assert run.rc != 0
+    result = run.task_result(JUDGE)
+    assert result.get("failed") and text in result["msg"], result
+    assert "ansible_facts" not in result
+
+
+def test_diagnose_role_under_roles_checks_its_variables_first(run_playbook):
+    run = run_playbook("""
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: memfrag.linux.diagnose
+      vars:
+        diagnose_order: four
+""")
     assert run.rc != 0
     assert "diagnose_order" in run.stdout
+    assert not run.task_results(JUDGE)

@@ -49,3 +49,25 @@ def test_verdict_without_findings():
                                          (3 * 1024 ** 3, "3 GiB"), (5 * 1024 ** 4, "5 TiB"), (5 * 1024 ** 5, "5120 TiB")])
 def test_format_bytes(value, text):
     assert _findings.format_bytes(value) == text
+
+
+@pytest.mark.parametrize("thresholds, text", [
+    ({"unusable_warning": 1.5}, "unusable_warning is a share of memory between 0 and 1, got 1.5"),
+    ({"slab_reclaimable_warning": -0.1}, "slab_reclaimable_warning is a share of memory between 0 and 1, got -0.1"),
+    ({"order": -1}, "threshold order must be 0 or more, got -1"),
+    ({"min_high_order_free_mb": -64}, "threshold min_high_order_free_mb must be 0 or more"),
+    ({"unusable_warning": 0.9, "unusable_critical": 0.8}, "unusable_warning (0.9) is above unusable_critical (0.8)"),
+    ({"ordr": 3}, "unknown threshold ordr"),
+])
+def test_thresholds_out_of_range_are_refused(thresholds, text):
+    with pytest.raises(ValueError) as info:
+        _findings.host_findings({"page_size": 4096, "zones": []}, None, None, thresholds)
+    assert text in str(info.value)
+
+
+def test_thresholds_unset_keys_keep_the_defaults():
+    # memory_facts passes every suboption, None where the user gave nothing.
+    unset = dict((key, None) for key in _findings.THRESHOLD_OPTIONS)
+    _findings.check_thresholds(unset)
+    assert _findings._merged(unset) == _findings.DEFAULT_THRESHOLDS
+    assert set(_findings.THRESHOLD_OPTIONS) == set(_findings.DEFAULT_THRESHOLDS)
