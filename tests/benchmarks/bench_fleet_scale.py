@@ -8,9 +8,12 @@ fixture proc_root (a snapshot of this machine's /proc, with its own buddyinfo), 
 * buddyinfo_facts alone against ping.
 
 Targets: diagnose within 1.3x of ping, buddyinfo_facts within 1.2x. Each playbook runs ``--rounds``
-times (interleaved, so machine load hits all alike); the best wall time of each is compared. It also
-prints where the time goes per task (summed per-host task time from the callback), which says what
-dominates the remaining cost.
+times (interleaved, so machine load hits all alike); the best wall time of each is compared.
+
+To say what dominates the remaining cost it also prints, per host, the CPU time of each run split into the
+module process on the target and the rest (the controller: worker fork, templating, connection, result
+handling). The module part is measured apart: the playbook runs once on one host with the module files
+kept, and each kept AnsiballZ file (its arguments are inside) runs ``--module-runs`` times on its own.
 
     python tests/benchmarks/bench_fleet_scale.py [--hosts 200] [--forks 10] [--rounds 2]
 """
@@ -20,7 +23,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import glob
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -98,7 +103,13 @@ def make_trees(base, count):
     return roots
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(playbook, inventory, forks, env_extra=None):
+    """Run a playbook; returns (wall seconds, CPU seconds of it and its children, summed host-seconds per task)."""
     env = dict(os.environ)
     env.update({
         "ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_STDOUT_CALLBACK": "memfrag_test_json",
@@ -108,9 +119,9 @@ def run(playbook, inventory, forks, env_extra=None):
     })
     env.update(env_extra or {})
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, "-i", inventory]
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    wall = time.monotonic() - t0
+    wall, cpu = time.monotonic() - t0, _children_cpu() - cpu0
     data = json.loads(proc.stdout[proc.stdout.index("{"):])
     bad = dict((h, s) for h, s in data["stats"].items() if s["failures"] or s["unreachable"])
     if proc.returncode != 0 or bad:
@@ -124,7 +135,25 @@ def run(playbook, inventory, forks, env_extra=None):
                     total += (datetime.datetime.fromisoformat(res["_end"])
                               - datetime.datetime.fromisoformat(res["_start"])).total_seconds()
             per_task[task["task"]["name"]] = per_task.get(task["task"]["name"], 0.0) + total
-    return wall, per_task
+    return wall, cpu, per_task
+
+
+def module_cpu(playbook, base, root, runs):
+    """CPU seconds of each module process the playbook starts on one host, by AnsiballZ file name."""
+    keep = os.path.join(base, "kept-" + os.path.basename(playbook))
+    os.makedirs(keep)
+    one = os.path.join(base, "one-host.json")
+    with open(one, "w") as f:
+        json.dump({"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                           "hosts": {"host000": {"diagnose_proc_root": root}}}}, f)
+    run(playbook, one, 1, {"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TMP": keep})
+    found = {}
+    for path in sorted(glob.glob(os.path.join(keep, "*", "AnsiballZ_*.py"))):
+        cpu0 = _children_cpu()
+        for dummy in range(runs):
+            subprocess.run([sys.executable, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        found[os.path.basename(path)[len("AnsiballZ_"):-3]] = (_children_cpu() - cpu0) / runs
+    return found
 
 
 def main():
@@ -132,6 +161,7 @@ def main():
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--forks", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--module-runs", type=int, default=20)
     args = parser.parse_args()
 
     base = tempfile.mkdtemp(prefix="memfrag-bench-")
@@ -151,12 +181,14 @@ def main():
         # diagnose prints its findings with debug by default; keep it (that is what users run).
         best = {}
         tasks = {}
+        cpus = {}
         for rnd in range(args.rounds):
             for name in ("ping", "buddyinfo_facts", "diagnose"):
-                wall, per_task = run(books[name], inventory, args.forks)
-                print("round %d  %-16s %7.2f s" % (rnd + 1, name, wall), flush=True)
+                wall, cpu, per_task = run(books[name], inventory, args.forks)
+                print("round %d  %-16s %7.2f s  (CPU %.1f s)" % (rnd + 1, name, wall, cpu), flush=True)
                 if name not in best or wall < best[name]:
-                    best[name], tasks[name] = wall, per_task
+                    best[name], tasks[name], cpus[name] = wall, per_task, cpu
+        modules = dict((name, module_cpu(books[name], base, roots[0], args.module_runs)) for name in books)
         print()
         print("hosts=%d forks=%d rounds=%d cpus=%d python=%s"
               % (args.hosts, args.forks, args.rounds, os.cpu_count(), sys.version.split()[0]))
@@ -173,6 +205,16 @@ def main():
             print("  %6.1f host-s  %5.1f%%  %s" % (secs, 100 * secs / total, name))
         print("ping task: %.1f host-s; buddyinfo_facts task: %.1f host-s"
               % (sum(tasks["ping"].values()), sum(tasks["buddyinfo_facts"].values())))
+        print()
+        print("CPU per host (best run's CPU / hosts), split into the module process on the target (measured apart,")
+        print("mean of %d runs) and the rest, the controller:" % args.module_runs)
+        for name in ("ping", "buddyinfo_facts", "diagnose"):
+            per_host = cpus[name] / args.hosts
+            module = sum(modules[name].values())
+            print("  %-16s %5.0f ms = module %5.0f ms (%s) + controller %5.0f ms"
+                  % (name, 1000 * per_host, 1000 * module,
+                     ", ".join("%s %.0f" % (m, 1000 * c) for m, c in sorted(modules[name].items())),
+                     1000 * (per_host - module)))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
