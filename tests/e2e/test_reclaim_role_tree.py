@@ -127,8 +127,10 @@ def test_serial_batches_and_max_fail_percentage(run_playbook, tmp_path):
     inventory = tmp_path / "inventory.ini"
     inventory.write_text("\n".join(lines) + "\n")
 
+    # reclaim_serial, the first name of memfrag_serial, still makes batches: one play start per batch.
     run = run_playbook(PLAYBOOK, inventory=str(inventory), extra_vars={"memfrag_hosts": "fleet", "reclaim_serial": 1})
     assert run.rc == 0, run.stdout[-3000:]
+    assert [sorted(task["hosts"]) for task in (play["tasks"][-1] for play in run.data["plays"])] == [["h1"], ["h2"]]
     assert reclaim_fact_of(run, "h1")["needed"] and reclaim_fact_of(run, "h2")["needed"]
 
     os.unlink(str(trees["h1"] / "proc/sys/vm/compact_memory"))
@@ -136,7 +138,7 @@ def test_serial_batches_and_max_fail_percentage(run_playbook, tmp_path):
     for name in ("h1", "h2"):
         (trees[name] / "var").rename(trees[name] / "var.first-run")  # forget the cooldown of the first run
     stopped = run_playbook(PLAYBOOK, inventory=str(inventory),
-                           extra_vars={"memfrag_hosts": "fleet", "reclaim_serial": 1, "reclaim_max_fail_percentage": 0})
+                           extra_vars={"memfrag_hosts": "fleet", "memfrag_serial": 1, "memfrag_max_fail_percentage": 0})
     assert stopped.rc != 0
     assert stopped.task_results(PREFIX + "Compact memory", host="h1")[0]["failed"] is True
     assert stopped.task_results(PREFIX + "Compact memory", host="h2") == []

@@ -97,7 +97,7 @@ def test_reclaim_on_real_page_cache_fragmentation(vm_lab, fleet_playbook):
             # short of memory alone: that is not fragmentation).
             hosts[vm.name]["reclaim_target_free_mb"] = int((before[vm.name] + free_total) / 2)
         run = fleet_playbook("reclaim.yml", hosts, {
-            "memfrag_become": True, "reclaim_cooldown": 0, "reclaim_serial": 2, "reclaim_max_dirty_mb": 64})
+            "memfrag_become": True, "reclaim_cooldown": 0, "memfrag_serial": 2, "reclaim_max_dirty_mb": 64})
         assert run.rc == 0, run
         for vm in vm_lab.vms:
             reclaim = run.results("Record what reclaim did for the fleet report", vm.name)[-1]["ansible_facts"]["memfrag_reclaim"]

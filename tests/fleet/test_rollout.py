@@ -49,7 +49,7 @@ def test_serial_batches_are_honoured(netns_fleet, fleet_playbook):
     names = ["b1", "b2", "b3", "b4", "b5"]
     for name in names:
         netns_fleet.add(name)
-    run = fleet_playbook("reclaim.yml", reclaim_inventory(netns_fleet), dict(RECLAIM_VARS, reclaim_serial=2))
+    run = fleet_playbook("reclaim.yml", reclaim_inventory(netns_fleet), dict(RECLAIM_VARS, memfrag_serial=2))
     assert run.rc == 0, run
     assert run.batches() == [["b1", "b2"], ["b3", "b4"], ["b5"]]
     # Time, not only grouping: no host of a batch starts before every host of the previous one is done.
@@ -73,7 +73,7 @@ def test_faults_are_reported_and_others_proceed(netns_fleet, fleet_playbook):
     netns_fleet.add("down", reachable=False)
     netns_fleet.add("rosys", readonly_sys=True)
     run = fleet_playbook("reclaim.yml", reclaim_inventory(netns_fleet),
-                         dict(RECLAIM_VARS, reclaim_serial=10, reclaim_max_fail_percentage=100))
+                         dict(RECLAIM_VARS, memfrag_serial=10, memfrag_max_fail_percentage=100))
     assert run.stats["down"]["unreachable"] == 1, run
     assert any("10." in m and ("ssh" in m or "reach" in m) for m in run.failures("down")), run.failures("down")
     assert run.stats["rosys"]["failures"] == 1, run
@@ -92,7 +92,7 @@ def test_max_fail_percentage_stops_the_rollout(netns_fleet, fleet_playbook):
         netns_fleet.add(name)
     before = dict((n, host_state(netns_fleet, n)) for n in ("third", "fourth", "fifth"))
     run = fleet_playbook("reclaim.yml", reclaim_inventory(netns_fleet),
-                         dict(RECLAIM_VARS, reclaim_serial=2, reclaim_max_fail_percentage=0))
+                         dict(RECLAIM_VARS, memfrag_serial=2, memfrag_max_fail_percentage=0))
     assert run.rc != 0
     assert run.stats["first"]["failures"] == 1, run
     assert run.batches() == [["first", "second"]], run.batches()
@@ -110,7 +110,7 @@ def test_check_mode_changes_nothing_anywhere(netns_fleet, fleet_playbook):
     before = dict((n, host_state(netns_fleet, n)) for n in hosts)
     with open("/proc/sys/vm/min_free_kbytes") as f:
         live_before = f.read()
-    run = fleet_playbook("reclaim.yml", hosts, dict(RECLAIM_VARS, reclaim_serial=10, reclaim_max_fail_percentage=100),
+    run = fleet_playbook("reclaim.yml", hosts, dict(RECLAIM_VARS, memfrag_serial=10, memfrag_max_fail_percentage=100),
                          check=True)
     assert all(run.stats[n]["unreachable"] == 0 for n in hosts), run
     for name in ("c1", "c2", "c3"):
@@ -127,7 +127,7 @@ def test_missing_interface_is_skipped_with_the_reason(netns_fleet, fleet_playboo
     netns_fleet.add("withcompact")
     netns_fleet.add("nocompact", missing=("compact_memory", "compaction_proactiveness"))
     run = fleet_playbook("reclaim.yml", reclaim_inventory(netns_fleet),
-                         dict(RECLAIM_VARS, reclaim_serial=10, reclaim_max_fail_percentage=0,
+                         dict(RECLAIM_VARS, memfrag_serial=10, memfrag_max_fail_percentage=0,
                               reclaim_allow_drop_pagecache=False))
     assert run.stats["withcompact"]["failures"] == 0 and triggered(netns_fleet, "withcompact") == "1", run
     assert run.stats["nocompact"]["failures"] == 0, (run, run.failures("nocompact"))
