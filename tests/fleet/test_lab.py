@@ -49,6 +49,11 @@ def test_diagnose_and_report_over_ssh(vm_lab, fleet_playbook, tmp_path):
         assert [z["zone"] for z in row["zones"]][:2] == ["DMA", "DMA32"]
         # The kernel log was scanned on the host (journal / ring buffer), so the counts are there.
         assert set(row["log_counts"]) >= {"xfs_alloc_deadlock", "page_alloc_failure", "oom_kill"}, row["log_counts"]
+        # The guests run journald: the journal itself was read, live, with the ring buffer.
+        (judged,) = run.results("Gather memory facts, scan kernel logs and judge the host", vm.name)
+        scan_sources = judged["kernel_log_scan"]["sources"]
+        assert scan_sources["journal"]["status"] == "scanned", scan_sources["journal"]
+        assert scan_sources["kmsg"]["status"] == "scanned", scan_sources["kmsg"]
         # 512 MiB guests: nothing above 4 GiB, so no Normal zone.
         assert "Normal" not in [z["zone"] for z in row["zones"]]
         prom = vm_lab.ssh(vm, "cat %s/memfrag.prom" % TEXTFILE_DIR)

@@ -49,13 +49,17 @@ def test_x86_el8_tree(fixtures_dir):
     # 1000 - (1000 + 134953000 // 1024) // 123601 = 1000 - (1000 + 131790) // 123601 = 1000 - 1 = 999
     assert normal["fragmentation_index"][10] == 0.999
     assert normal["unusable_index"][10] == 1.0
-    assert normal["watermarks"] == {"min": 8684, "low": 10855, "high": 13026}
-    assert (normal["managed_pages"], normal["present_pages"], normal["spanned_pages"]) == (1042033, 1081344, 1081344)
+    # The zoneinfo is an 8 GiB x86 guest worked out by hand with 4.18's rules (mm/page_alloc.c):
+    # min_free_kbytes 45056 -> 11264 pages, shared by managed pages (3976 + 765915 + 1271246 = 2041137,
+    # meminfo MemTotal 8164548 kB): Normal min = 11264 * 1271246 // 2041137 = 7015; the low/high step is
+    # max(min >> 2, managed * watermark_scale_factor 10 // 10000) = max(1753, 1271) = 1753.
+    assert normal["watermarks"] == {"min": 7015, "low": 7015 + 1753, "high": 7015 + 2 * 1753}
+    assert (normal["managed_pages"], normal["present_pages"], normal["spanned_pages"]) == (1271246, 1310720, 1310720)
     assert normal["protection"] == [0, 0, 0, 0, 0]
     assert normal["migrate_types"]["Movable"][0] == 100000
     assert normal["migrate_types_capped"] == {"Movable": [0]}
     assert normal["pageblocks"]["HighAtomic"] == 1
-    # 4.4+ check: 134953 - (2**k - 1) - 512 (one HighAtomic pageblock) > 8684 for all k; no block at order 10
+    # 4.4+ check: 134953 - (2**k - 1) - 512 (one HighAtomic pageblock) > 7015 for all k; no block at order 10
     assert normal["watermark_ok"] == [True] * 10 + [False]
     check = normal["watermark_check"]
     assert (check["algorithm"], check["algorithm_from"], check["class_zone"]) == ("4.4+", "kernel release", "Normal")
@@ -64,9 +68,12 @@ def test_x86_el8_tree(fixtures_dir):
     # by hand: DMA 2 + 4 + 8 + 16 + 32 + 64 + 256 + 512 + 3*1024; DMA32 182 + 59*2 + 61*4 + 55*8 + 29*16 + 15*32
     # + 11*64 + 12*128 + 7*256 + 6*512 + 109*1024
     assert dma["free_pages"] == 3966 and dma32["free_pages"] == 120648
-    assert dma["watermark_ok"] == [False] * 11          # 3966 <= 33 + 7894 (Normal-class reserve)
-    assert dma["watermark_check"]["lowmem_reserve_pages"] == 7894
-    assert dma32["watermark_ok"] == [True] * 11         # 120648 > 8178 + 4065 and order-10 blocks exist
+    # lowmem_reserve_ratio 256 256 32: DMA keeps (765915 + 1271246) // 256 = 7957 pages from Normal-class
+    # requests, DMA32 keeps 1271246 // 256 = 4965; DMA min 11264 * 3976 // 2041137 = 21, DMA32 min 4226.
+    assert dma["watermark_ok"] == [False] * 11          # 3966 <= 21 + 7957 (Normal-class reserve)
+    assert dma["watermark_check"]["lowmem_reserve_pages"] == 7957
+    assert dma32["watermark_ok"] == [True] * 11         # 120648 > 4226 + 4965 and order-10 blocks exist
+    assert dma32["protection"] == [0, 0, 4965, 4965, 4965]
     assert facts["nodes"] == [{"node": 0, "zones": ["DMA", "DMA32", "Normal"],
                                "free_bytes": (3966 + 120648 + 134953) * 4096, "largest_free_order": 10,
                                "watermark_ok": [True] * 11}]
