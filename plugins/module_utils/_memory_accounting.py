@@ -238,8 +238,10 @@ def gather(proc_root: str, page_size: int, top: int = 10,
 
     Raises ProcFileError when meminfo is missing or malformed (nothing can be said without it);
     slabinfo and the pid directories are optional: a problem there is a warning and a ``sources``
-    entry, never a failure.
+    entry, never a failure. Raises ValueError for a negative ``top``.
     """
+    if top < 0:
+        raise ValueError("top_slab_caches must be 0 or more, got %d" % top)
     meminfo, warnings = read_meminfo(proc_root)
     sources = {"meminfo": "ok"}  # type: t.Dict[str, str]
 

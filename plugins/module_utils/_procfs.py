@@ -83,6 +83,13 @@ def read_text(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> str
     return read_bytes(root, relative, limit).decode("utf-8", "replace")
 
 
+def page_size_problem(page_size: t.Optional[int]) -> t.Optional[str]:
+    """Why a page size given by the user cannot be a kernel's base page size, or None (also for None: not given)."""
+    if page_size is not None and (page_size < 512 or page_size & (page_size - 1)):
+        return "page_size must be a power of two of at least 512, got %d" % page_size
+    return None
+
+
 def page_size_of_host() -> int:
     """The running host's base page size in bytes."""
     try:

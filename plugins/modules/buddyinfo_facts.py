@@ -318,7 +318,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo_facts import gather
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, page_size_problem
 
 
 def main():
@@ -331,8 +331,8 @@ def main():
         supports_check_mode=True,
     )
     page_size = module.params["page_size"]
-    if page_size is not None and (page_size < 512 or page_size & (page_size - 1)):
-        module.fail_json(msg="page_size must be a power of two of at least 512, got %d" % page_size)
+    if page_size_problem(page_size):
+        module.fail_json(msg=page_size_problem(page_size))
     try:
         facts, warnings = gather(module.params["proc_root"], page_size, module.params["gather_subset"])
     except ProcFileError as exc:

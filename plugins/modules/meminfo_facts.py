@@ -280,7 +280,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import GATHER_SUBSETS, gather
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, page_size_of_host
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, page_size_of_host, page_size_problem
 
 
 def main() -> None:
@@ -295,18 +295,18 @@ def main() -> None:
     )
     params = module.params
     page_size = params["page_size"]
+    if page_size_problem(page_size):
+        module.fail_json(msg=page_size_problem(page_size))
     if page_size is None:
         page_size = page_size_of_host()
-    elif page_size < 512 or page_size & (page_size - 1):
-        module.fail_json(msg="page_size must be a power of two of at least 512, got %d" % page_size)
-    if params["top_slab_caches"] < 0:
-        module.fail_json(msg="top_slab_caches must be 0 or more, got %d" % params["top_slab_caches"])
     subsets = GATHER_SUBSETS if "all" in params["gather_subset"] else params["gather_subset"]
 
     try:
         facts, warnings = gather(params["proc_root"], page_size, params["top_slab_caches"], subsets)
     except ProcFileError as exc:
-        module.fail_json(msg="cannot account memory: %s" % exc, path=exc.path, line_number=exc.line_number)
+        module.fail_json(msg="cannot account memory: %s" % exc, path=exc.path, line=exc.line_number)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
 
     for warning in warnings:
         module.warn(warning)

@@ -222,7 +222,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._findings import THR
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_options import SCAN_OPTIONS, warnings_to_show
 from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import GATHER_SUBSETS
 from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import gather as gather_meminfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, page_size_problem
 
 
 def main():
@@ -243,10 +243,8 @@ def main():
     )
     params = module.params
     page_size = params["page_size"]
-    if page_size is not None and (page_size < 512 or page_size & (page_size - 1)):
-        module.fail_json(msg="page_size must be a power of two of at least 512, got %d" % page_size)
-    if params["top_slab_caches"] < 0:
-        module.fail_json(msg="top_slab_caches must be 0 or more, got %d" % params["top_slab_caches"])
+    if page_size_problem(page_size):
+        module.fail_json(msg=page_size_problem(page_size))
     try:
         check_thresholds(params["thresholds"])
     except ValueError as exc:

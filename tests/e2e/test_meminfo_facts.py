@@ -98,7 +98,7 @@ def test_malformed_meminfo_fails_naming_file_and_line(run_playbook, fixtures_dir
     run, result = _gather(run_playbook, proc_root=root)
     assert result.get("failed")
     assert result["msg"] == ("cannot account memory: %s/meminfo line 6: expected 'Name: number [kB]', got 'SwapCac'" % root)
-    assert result["line_number"] == 6
+    assert result["line"] == 6
     assert "Traceback" not in run.stdout
 
 

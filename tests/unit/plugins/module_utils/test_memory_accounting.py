@@ -160,3 +160,9 @@ def test_gather_live_kernel():
     assert acc["used_bytes"] == acc["explained_bytes"] + acc["unexplained_bytes"]
     assert facts["processes"]["count"] > 1 and acc["process_rss_bytes"] == facts["processes"]["rss_bytes"]
     assert facts["slab"]["source"] == "meminfo"
+
+
+def test_negative_top_is_refused_before_reading():
+    with pytest.raises(ValueError) as info:
+        accounting.gather("/nonexistent-proc-root", 4096, top=-1)
+    assert str(info.value) == "top_slab_caches must be 0 or more, got -1"
