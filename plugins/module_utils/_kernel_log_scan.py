@@ -29,6 +29,13 @@ from ._scan_state import HEAD_BYTES, file_record, resume_offset
 
 _TEXT_NEEDLES = tuple(n.decode("ascii") for n in NEEDLES)
 
+# Syslog stamps whole seconds (up to 1 s before the kernel's own time), and the ring buffer's wall time is
+# uptime plus a boot time worked out now (as good as the clock's sync since boot). So a file line stamped just
+# before the start of what the ring buffer or the journal covers may be a copy of a message just after it.
+# Within this margin, a later source's event is a duplicate only when the earlier source has the same message
+# at the start of its coverage.
+EDGE_SECONDS = 2.0
+
 Warn = t.Callable[[str], None]
 
 
@@ -47,6 +54,12 @@ class Summary(object):
         self.covered_since = None  # type: t.Optional[float]
         self._invoked = None  # type: t.Optional[t.Dict[str, t.Any]]
         self._file_lines = {}  # type: t.Dict[int, t.Dict[str, int]]
+        # Stream events (ring buffer, journal) near each stream's first event, and the messages at the start
+        # of the coverage that a later source's copy may still match (see EDGE_SECONDS).
+        self._stream_first = None  # type: t.Optional[float]
+        self._edge_candidates = []  # type: t.List[t.Tuple[float, str]]
+        self._edge_base = collections.Counter()  # type: t.Counter[str]
+        self._edge = collections.Counter()  # type: t.Counter[str]
 
     def add(self, match: Match, source: str, origin: str, timestamp: t.Optional[float],
             uptime: t.Optional[float], message: str, path: t.Optional[str] = None,
@@ -54,12 +67,22 @@ class Summary(object):
         if self.since is not None and timestamp is not None and timestamp < self.since:
             self.ignored["before_since"] += 1
             return
-        if self.covered_since is not None and timestamp is not None and timestamp >= self.covered_since:
-            self.ignored["duplicates"] += 1
-            return
+        if self.covered_since is not None and timestamp is not None:
+            if timestamp >= self.covered_since:
+                self.ignored["duplicates"] += 1
+                return
+            if timestamp >= self.covered_since - EDGE_SECONDS and self._edge[message] > 0:
+                self._edge[message] -= 1
+                self.ignored["duplicates"] += 1
+                return
         if path is not None and timestamp is not None and self._seen_in_other_file(path, host, timestamp, message):
             self.ignored["duplicates"] += 1
             return
+        if path is None and timestamp is not None:
+            if self._stream_first is None:
+                self._stream_first = timestamp
+            if timestamp < self._stream_first + EDGE_SECONDS:
+                self._edge_candidates.append((timestamp, message))
         self.forms[match.form] += 1
         if match.form == "oom_invoked":
             self._invoked = match.fields
@@ -102,6 +125,15 @@ class Summary(object):
 
     def end_stream(self) -> None:
         self._invoked = None
+        self._stream_first = None
+        self._edge = collections.Counter(self._edge_base)  # each later source matches the edge afresh
+
+    def cover_from(self, start: float) -> None:
+        """The sources read so far hold every kernel message from ``start`` on."""
+        self.covered_since = start
+        self._edge_base = collections.Counter(
+            message for stamp, message in self._edge_candidates if start <= stamp < start + EDGE_SECONDS)
+        self._edge = collections.Counter(self._edge_base)
 
     def result(self) -> t.Dict[str, t.Any]:
         return {
@@ -287,7 +319,7 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
             warn("kmsg source skipped: %s" % report["kmsg"]["reason"])
         summary.end_stream()
         if coverage:
-            summary.covered_since = min(coverage)
+            summary.cover_from(min(coverage))
 
     if "journal" in wanted:
         missing = None
@@ -304,7 +336,7 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
                                               kernel_release, include_userspace_kmsg, warn, coverage)
         summary.end_stream()
         if coverage:
-            summary.covered_since = min(coverage)
+            summary.cover_from(min(coverage))
 
     if "files" in wanted:
         files, notes = expand_paths(list(paths or DEFAULT_PATHS), warn)

@@ -36,8 +36,9 @@ description:
   - The same kernel message usually sits in the ring buffer, the journal and a syslog file. Sources are read in
     that order and an event from a later source stamped after the earliest record of an earlier source is
     counted once (see RV(ignored.duplicates)); so is a kernel line that the syslog daemon wrote to two files.
-    Clock conversion of ring-buffer times can be off by seconds
-    (suspend, clock steps), so events at the very edge of the ring buffer may be counted twice or once.
+    Syslog stamps whole seconds and ring-buffer times are converted from uptime, so a copy can be stamped just
+    before that earliest record. Within 2 seconds before it, an event counts as a copy only when the earlier
+    source has the same message at its start; a clock step of more than that can still count an edge event twice.
 options:
   sources:
     description:

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ansible_collections.memfrag.linux.plugins.module_utils import _kernel_log_sources as sources
+from ansible_collections.memfrag.linux.plugins.module_utils import _kernel_log_scan, _kernel_log_sources as sources
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import scan
 from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import empty_state, load_state, save_state
 
@@ -403,6 +403,38 @@ def test_two_process_scan_of_damaged_file_reports_child_warnings(monkeypatch, tm
     assert run.files[str(path)]["end"] == path.stat().st_size
 
 
+def test_syslog_copy_stamped_just_before_the_ring_buffer_start_counts_once(tmp_path, monkeypatch):
+    # The ring buffer starts with an XFS message at wall time S = whole second W + 0.7; syslog stamps its copy
+    # W (whole seconds), 0.7 s before S. Same message at the edge: a duplicate. A different XFS message there,
+    # and the same message 3.7 s before S (outside the 2 s margin), are events of their own.
+    whole = int(time.time()) - 3600
+    monkeypatch.setattr(_kernel_log_scan, "_boot_epoch", lambda: whole - 5 + 0.7)
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("3,200,5000000,-;%s\n3,201,6000000,-;INFO: task md0_raid1:212 blocked for more than 122 seconds.\n"
+                    % XFS)
+    other = XFS.replace("0x250", "0x8250")
+
+    def stamp(offset):
+        return time.strftime("%b %d %H:%M:%S", time.localtime(whole + offset))
+
+    log = tmp_path / "messages"
+    log.write_text("".join("%s host kernel: %s\n" % (stamp(offset), text)
+                           for offset, text in ((-3, XFS), (0, other), (0, XFS), (1, XFS))))
+    result, _state = scan(["kmsg", "files"], [str(log)], None, empty_state(), "6.1.0", 100, False, [].append,
+                          kmsg_path=str(kmsg))
+    # kmsg: 1 XFS; file: W-3 counts (outside the margin), W other message counts, W same message is the edge
+    # copy, W+1 is inside the coverage (a duplicate as before).
+    assert result["counts"]["xfs_alloc_deadlock"] == 3
+    assert result["ignored"]["duplicates"] == 2
+    modes = sorted(e["mode"] for e in result["events"] if e["kind"] == "xfs_alloc_deadlock")
+    assert modes == [0x250, 0x250, 0x8250]
+    # A second file with the same lines (rsyslog writes kern.log and syslog): still counted once each.
+    (tmp_path / "kern.log").write_text(log.read_text())
+    both, _state = scan(["kmsg", "files"], [str(log), str(tmp_path / "kern.log")], None, empty_state(), "6.1.0", 100,
+                        False, [].append, kmsg_path=str(kmsg))
+    assert both["counts"] == result["counts"]
+
+
 # ---- journal (through a stand-in journalctl: this host has no journal) ----------------------------
 
 def _fake_journalctl(tmp_path, entries):
@@ -452,6 +484,17 @@ def test_journal_and_files_count_an_event_once(tmp_path):
         {"__CURSOR": "c2", "__REALTIME_TIMESTAMP": str(int((now - 60) * 1e6)), "SYSLOG_FACILITY": "0", "MESSAGE": XFS}])
     log = tmp_path / "messages"
     log.write_text("%s host kernel: %s\n" % (time.strftime("%b %d %H:%M:%S", time.localtime(now - 60)), XFS))
+    result, _state = scan(["journal", "files"], [str(log)], None, empty_state(), "6.1.0", 10, False, [].append,
+                          journalctl=journalctl, journal_dirs=dirs)
+    assert result["counts"]["xfs_alloc_deadlock"] == 1 and result["ignored"]["duplicates"] == 1
+
+
+def test_syslog_copy_stamped_just_before_the_journal_start_counts_once(tmp_path):
+    whole = int(time.time()) - 600
+    journalctl, dirs = _fake_journalctl(tmp_path, [
+        {"__CURSOR": "c1", "__REALTIME_TIMESTAMP": str(int((whole + 0.7) * 1e6)), "SYSLOG_FACILITY": "0", "MESSAGE": XFS}])
+    log = tmp_path / "messages"
+    log.write_text("%s host kernel: %s\n" % (time.strftime("%b %d %H:%M:%S", time.localtime(whole)), XFS))
     result, _state = scan(["journal", "files"], [str(log)], None, empty_state(), "6.1.0", 10, False, [].append,
                           journalctl=journalctl, journal_dirs=dirs)
     assert result["counts"]["xfs_alloc_deadlock"] == 1 and result["ignored"]["duplicates"] == 1
