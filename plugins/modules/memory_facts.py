@@ -71,8 +71,8 @@ options:
       - Scan this host's kernel logs in the same run, as M(memfrag.linux.kernel_log_scan) does with these options, and
         return its result in RV(kernel_log_scan). With O(judge=true) its counts are part of the findings.
       - The scan reads the running host's ring buffer, journal and log files; O(proc_root) does not apply to it.
-      - Unset (null) means no scan. The options mean what they mean for M(memfrag.linux.kernel_log_scan)
-        (without its C(state_file), so every run reports the whole O(kernel_log.since) window).
+      - Unset (null) means no scan. The options mean what they mean for M(memfrag.linux.kernel_log_scan).
+      - There is no state file here, so every run reports the whole O(kernel_log.since) window.
     type: dict
     suboptions:
       sources:
