@@ -8,7 +8,10 @@ fixture proc_root (a snapshot of this machine's /proc, with its own buddyinfo), 
 * buddyinfo_facts alone against ping.
 
 Targets: diagnose within 1.3x of ping, buddyinfo_facts within 1.2x. Each playbook runs ``--rounds``
-times (interleaved, so machine load hits all alike); the best wall time of each is compared.
+times, interleaved, and every other round in reverse order: this VM's speed drifts (the same process has
+taken from 0.21 to 0.57 s within an hour), and a fixed order would always give the last playbook the slower
+minutes. Two ratios are printed: the best wall time of each playbook compared, and the median of the
+ratios within each round (runs minutes apart).
 
 To say what dominates the remaining cost it also prints, per host, the CPU time of each run split into the
 module process on the target and the rest (the controller: worker fork, templating, connection, result
@@ -27,6 +30,7 @@ import glob
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -182,22 +186,31 @@ def main():
         best = {}
         tasks = {}
         cpus = {}
+        per_round = []
+        order = ["ping", "buddyinfo_facts", "diagnose"]
         for rnd in range(args.rounds):
-            for name in ("ping", "buddyinfo_facts", "diagnose"):
+            walls = {}
+            for name in (order if rnd % 2 == 0 else order[::-1]):
                 wall, cpu, per_task = run(books[name], inventory, args.forks)
+                walls[name] = wall
                 print("round %d  %-16s %7.2f s  (CPU %.1f s)" % (rnd + 1, name, wall, cpu), flush=True)
                 if name not in best or wall < best[name]:
                     best[name], tasks[name], cpus[name] = wall, per_task, cpu
+            per_round.append(walls)
         modules = dict((name, module_cpu(books[name], base, roots[0], args.module_runs)) for name in books)
         print()
         print("hosts=%d forks=%d rounds=%d cpus=%d python=%s"
               % (args.hosts, args.forks, args.rounds, os.cpu_count(), sys.version.split()[0]))
         print("best wall time: ping %.2f s, buddyinfo_facts %.2f s, diagnose %.2f s"
               % (best["ping"], best["buddyinfo_facts"], best["diagnose"]))
-        ratio_d = best["diagnose"] / best["ping"]
-        ratio_f = best["buddyinfo_facts"] / best["ping"]
-        print("diagnose / ping        = %.2fx (target <= 1.30x): %s" % (ratio_d, "MET" if ratio_d <= 1.3 else "MISSED"))
-        print("buddyinfo_facts / ping = %.2fx (target <= 1.20x): %s" % (ratio_f, "MET" if ratio_f <= 1.2 else "MISSED"))
+        for name, target in (("diagnose", 1.3), ("buddyinfo_facts", 1.2)):
+            best_ratio = best[name] / best["ping"]
+            ratios = sorted(walls[name] / walls["ping"] for walls in per_round)
+            median = statistics.median(ratios)
+            print("%-15s / ping = %.2fx best-of, %.2fx median of rounds (%s) (target <= %.2fx): %s"
+                  % (name, best_ratio, median, ", ".join("%.2f" % r for r in ratios), target,
+                     "MET" if max(best_ratio, median) <= target else
+                     "MISSED" if min(best_ratio, median) > target else "MET by one measure only"))
         print()
         print("where diagnose spends its time (per task, summed over hosts, best run):")
         total = sum(tasks["diagnose"].values()) or 1.0
