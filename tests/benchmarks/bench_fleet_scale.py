@@ -8,9 +8,10 @@ fixture proc_root (a snapshot of this machine's /proc, with its own buddyinfo), 
 * buddyinfo_facts alone against ping.
 
 Targets: diagnose within 1.3x of ping, buddyinfo_facts within 1.2x. Each playbook runs ``--rounds``
-times, interleaved, and every other round in reverse order: this VM's speed drifts (the same process has
-taken from 0.21 to 0.57 s within an hour), and a fixed order would always give the last playbook the slower
-minutes. Two ratios are printed: the best wall time of each playbook compared, and the median of the
+times, interleaved, the order rotating every round (ping first, then second, then third...): this VM's
+speed drifts (the same process has taken from 0.21 to 0.57 s within an hour), and a fixed order would always
+give the last playbook the slower minutes. Rotation, unlike reversing, never runs a playbook twice in a row
+across rounds. Two ratios are printed: the best wall time of each playbook compared, and the median of the
 ratios within each round (runs minutes apart).
 
 To say what dominates the remaining cost it also prints, per host, the CPU time of each run split into the
@@ -190,7 +191,8 @@ def main():
         order = ["ping", "buddyinfo_facts", "diagnose"]
         for rnd in range(args.rounds):
             walls = {}
-            for name in (order if rnd % 2 == 0 else order[::-1]):
+            shift = rnd % len(order)
+            for name in order[shift:] + order[:shift]:
                 wall, cpu, per_task = run(books[name], inventory, args.forks)
                 walls[name] = wall
                 print("round %d  %-16s %7.2f s  (CPU %.1f s)" % (rnd + 1, name, wall, cpu), flush=True)
