@@ -53,17 +53,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
   - memfrag.linux.proc_root
-attributes:
-  check_mode:
-    support: full
-    details: Reads only; check mode returns the same facts.
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    platforms: posix
-    details: Linux only; other systems, or trees without buddyinfo, fail with a clear message.
+  - memfrag.linux.facts_module
 notes:
   - C(/proc/pagetypeinfo) is readable by root only on kernels since about 5.4; without root the
     module warns and returns everything else.
@@ -331,8 +321,9 @@ def main():
         supports_check_mode=True,
     )
     page_size = module.params["page_size"]
-    if page_size_problem(page_size):
-        module.fail_json(msg=page_size_problem(page_size))
+    problem = page_size_problem(page_size)
+    if problem:
+        module.fail_json(msg=problem)
     try:
         facts, warnings = gather(module.params["proc_root"], page_size, module.params["gather_subset"])
     except ProcFileError as exc:

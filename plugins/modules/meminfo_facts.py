@@ -52,18 +52,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
   - memfrag.linux.proc_root
-attributes:
-  check_mode:
-    support: full
-    details: Only reads files; the same facts are returned in check mode.
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    support: full
-    platforms: posix
-    details: Linux C(/proc), or any directory laid out like it (an extracted sosreport, a test tree).
+  - memfrag.linux.facts_module
 notes:
   - Summed RSS over-counts memory shared between processes (libraries, shmem, mapped files are in
     the RSS of every process that maps them) and never includes kernel memory such as slab.
@@ -295,8 +284,9 @@ def main() -> None:
     )
     params = module.params
     page_size = params["page_size"]
-    if page_size_problem(page_size):
-        module.fail_json(msg=page_size_problem(page_size))
+    problem = page_size_problem(page_size)
+    if problem:
+        module.fail_json(msg=problem)
     if page_size is None:
         page_size = page_size_of_host()
     subsets = GATHER_SUBSETS if "all" in params["gather_subset"] else params["gather_subset"]

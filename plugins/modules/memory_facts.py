@@ -125,16 +125,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
   - memfrag.linux.proc_root
-attributes:
-  check_mode:
-    support: full
-    details: Only reads files; the same facts are returned in check mode.
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    platforms: posix
+  - memfrag.linux.facts_module
 notes:
   - A missing or malformed C(buddyinfo) or C(meminfo) fails the module naming the file and line; every other file is
     optional and its absence is a warning.
@@ -243,8 +234,9 @@ def main():
     )
     params = module.params
     page_size = params["page_size"]
-    if page_size_problem(page_size):
-        module.fail_json(msg=page_size_problem(page_size))
+    problem = page_size_problem(page_size)
+    if problem:
+        module.fail_json(msg=problem)
     try:
         check_thresholds(params["thresholds"])
     except ValueError as exc:
