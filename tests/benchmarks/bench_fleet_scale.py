@@ -143,8 +143,10 @@ def run(playbook, inventory, forks, env_extra=None):
     return wall, cpu, per_task
 
 
-def module_cpu(playbook, base, root, runs):
-    """CPU seconds of each module process the playbook starts on one host, by AnsiballZ file name."""
+def kept_modules(playbook, base, root):
+    """Run the playbook on one host with the module files kept; returns {module name: AnsiballZ file}.
+
+    Each file carries its task's arguments, so running it again repeats that module run exactly."""
     keep = os.path.join(base, "kept-" + os.path.basename(playbook))
     os.makedirs(keep)
     one = os.path.join(base, "one-host.json")
@@ -152,12 +154,18 @@ def module_cpu(playbook, base, root, runs):
         json.dump({"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
                            "hosts": {"host000": {"diagnose_proc_root": root}}}}, f)
     run(playbook, one, 1, {"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TMP": keep})
+    return dict((os.path.basename(path)[len("AnsiballZ_"):-3], path)
+                for path in sorted(glob.glob(os.path.join(keep, "*", "AnsiballZ_*.py"))))
+
+
+def module_cpu(playbook, base, root, runs):
+    """CPU seconds of each module process the playbook starts on one host, by module name."""
     found = {}
-    for path in sorted(glob.glob(os.path.join(keep, "*", "AnsiballZ_*.py"))):
+    for name, path in kept_modules(playbook, base, root).items():
         cpu0 = _children_cpu()
         for dummy in range(runs):
             subprocess.run([sys.executable, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        found[os.path.basename(path)[len("AnsiballZ_"):-3]] = (_children_cpu() - cpu0) / runs
+        found[name] = (_children_cpu() - cpu0) / runs
     return found
 
 
