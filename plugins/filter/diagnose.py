@@ -4,14 +4,14 @@
 """Filters ``findings`` and ``verdict``: the diagnose role's judgement, as plain Python.
 
 The documentation lives beside this file (findings.yml, verdict.yml); the logic in
-plugins/module_utils/_findings.py.
+plugins/module_utils/_findings/judge.py.
 """
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.memfrag.linux.plugins.module_utils._findings import check_thresholds, host_findings, verdict
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import check_thresholds, host_findings, verdict
 
 
 def findings(buddyinfo, meminfo=None, log_scan=None, thresholds=None):

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters ``fleet_report``, ``fleet_report_html`` and ``fleet_report_prometheus``: the report role's
 data shaping and rendering. Documentation lives beside this file (one .yml per filter); the logic in
-plugins/module_utils/_fleet_report.py.
+plugins/plugin_utils/_fleet_report.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.memfrag.linux.plugins.module_utils._fleet_report import (
+from ansible_collections.memfrag.linux.plugins.plugin_utils._fleet_report import (
     fleet_report as _fleet_report,
     prometheus_text,
     render_html,

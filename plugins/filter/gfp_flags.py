@@ -9,7 +9,7 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.memfrag.linux.plugins.module_utils._gfp import decode, parse_mode
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import decode, parse_mode
 
 
 def gfp_flags(mode: t.Any, kernel_release: t.Any) -> t.List[str]:

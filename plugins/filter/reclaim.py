@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_policy import need
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.policy import need
 
 
 def reclaim_need(zones, order=4, target_mb=256, zone_names=("Normal", "DMA32"), log_scan=None,

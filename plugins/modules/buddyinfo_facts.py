@@ -3,7 +3,6 @@
 # Copyright: memfrag.linux contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
@@ -307,8 +306,8 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo_facts import gather
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, page_size_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo import gather
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
 
 
 def main():

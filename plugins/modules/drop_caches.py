@@ -3,7 +3,6 @@
 # Copyright: memfrag.linux contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: drop_caches
@@ -151,10 +150,10 @@ after:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import page_size_of_host
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_measure import MIB
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_run import GUARD_ARGUMENT_SPEC, Request, run
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_triggers import DROP_LEVELS, TriggerError, drop_caches_path
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import page_size_of_host
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.measure import MIB
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import GUARD_ARGUMENT_SPEC, Request, run
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.triggers import DROP_LEVELS, TriggerError, drop_caches_path
 
 
 def main():

@@ -3,7 +3,6 @@
 # Copyright: memfrag.linux contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: kernel_log_scan
@@ -323,9 +322,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_options import SCAN_OPTIONS, warnings_to_show
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import run_scan
-from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import load_state, save_state
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import run_scan
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import load_state, save_state
 
 
 def main():

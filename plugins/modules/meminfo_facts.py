@@ -3,7 +3,6 @@
 # Copyright: memfrag.linux contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: meminfo_facts
@@ -268,8 +267,8 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import GATHER_SUBSETS, gather
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, page_size_of_host, page_size_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.accounting import GATHER_SUBSETS, gather
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_of_host, page_size_problem
 
 
 def main() -> None:

@@ -3,7 +3,6 @@
 # Copyright: memfrag.linux contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: memory_facts
@@ -208,12 +207,12 @@ kernel_log_scan:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo_facts import gather as gather_buddyinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._findings import THRESHOLD_OPTIONS, check_thresholds, host_findings, verdict
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_options import SCAN_OPTIONS, warnings_to_show
-from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import GATHER_SUBSETS
-from ansible_collections.memfrag.linux.plugins.module_utils._memory_accounting import gather as gather_meminfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, page_size_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo import gather as gather_buddyinfo
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import THRESHOLD_OPTIONS, check_thresholds, host_findings, verdict
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.accounting import GATHER_SUBSETS
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.accounting import gather as gather_meminfo
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
 
 
 def main():
@@ -258,7 +257,7 @@ def main():
     if params["kernel_log"] is not None:
         # Imported here: the scanner is the largest code in the collection, and a module compiles what it imports
         # on the target at every run; hosts that do not scan (captures, a fleet diagnose) do not pay for it.
-        from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import run_scan
+        from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import run_scan
         scan_warnings = []
         try:
             log_scan, dummy = run_scan(params["kernel_log"], {}, scan_warnings.append, module.get_bin_path("journalctl"),

@@ -3,7 +3,6 @@
 # Copyright: memfrag.linux contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: vm_sysctl
@@ -244,11 +243,11 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, path_under, read_text
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_dropin import is_managed, plan_dropin
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_precedence import (
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import is_managed, plan_dropin
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import (
     SYSCTL_DIRS, analyse, collect, overrides, shadow_of, values_equal)
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_validation import (
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import (
     SYSCTL_READ_LIMIT, TRIGGERS, mem_total_kb, normalize_key, parse_kernel_release, read_runtime, runtime_has, validate,
     write_runtime)
 

@@ -34,9 +34,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 from collection_tree import collections_root  # noqa: E402
 
 sys.path.insert(0, collections_root())
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import scan  # noqa: E402
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_sources import usable_cpus  # noqa: E402
-from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import load_state, save_state  # noqa: E402
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import scan  # noqa: E402
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import usable_cpus  # noqa: E402
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import load_state, save_state  # noqa: E402
 
 # What the scan recognises, as an operator would grep for it (case variants as character classes).
 GREP_PATTERN = ("[Xx][Ff][Ss]: .*possible memory allocation deadlock|page allocation (failure|stalls)"

@@ -18,7 +18,7 @@ from ansible_collections.memfrag.linux.plugins.filter.fleet_report import (
     fleet_report_html,
     fleet_report_prometheus,
 )
-from ansible_collections.memfrag.linux.plugins.module_utils._fragmentation import (
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.fragmentation import (
     fragmentation_indexes,
     unusable_indexes,
 )

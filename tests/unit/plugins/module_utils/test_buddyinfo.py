@@ -10,8 +10,8 @@ import pytest
 import yaml
 from collection_tree import corpus_params
 
-from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo import parse_buddyinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "buddyinfo_corpus.yml")) as handle:

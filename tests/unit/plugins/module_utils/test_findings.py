@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.memfrag.linux.plugins.module_utils import _findings
+from ansible_collections.memfrag.linux.plugins.module_utils._findings import judge as _findings
 
 with open(os.path.join(os.path.dirname(__file__), "cases", "findings.yml")) as handle:
     CASES = yaml.safe_load(handle)

@@ -13,9 +13,9 @@ import os
 
 import pytest
 
-from ansible_collections.memfrag.linux.plugins.module_utils import _fragmentation as frag
-from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo import parse_buddyinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._mm import fragmentation as frag
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import read_text
 
 # node_exporter fixture, Node 0 Normal (x86_64, 4 KiB pages)
 NE_NORMAL = [4381, 1093, 185, 1530, 567, 102, 4, 0, 0, 0, 0]

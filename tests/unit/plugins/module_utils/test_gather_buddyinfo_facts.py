@@ -10,9 +10,9 @@ import shutil
 
 import pytest
 
-from ansible_collections.memfrag.linux.plugins.module_utils import _procfs
-from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo_facts import gather, resolve_subsets
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs import files as _procfs
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo import gather, resolve_subsets
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 
 # Keys the diagnose role reads: keep them stable.
 ROLE_ZONE_KEYS = ("node", "zone", "free_bytes", "free_bytes_at_or_above_order", "unusable_index",

@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.memfrag.linux.plugins.module_utils._gfp import (ERAS, decode, era_of, flag_table,
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import (ERAS, decode, era_of, flag_table,
                                                                          parse_mode, parse_release, split_names)
 
 HERE = os.path.dirname(os.path.abspath(__file__))

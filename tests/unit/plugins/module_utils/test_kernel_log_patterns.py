@@ -12,10 +12,10 @@ import time
 import pytest
 import yaml
 
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_patterns import (
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
     CONFIRM, FORM_KIND, FORMS, KINDS, NEEDLE_AFTER, NEEDLES, classify_message, iso, parse_prefix, parse_since)
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import Summary, feed_line_hit
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_sources import LineHit
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import Summary, feed_line_hit
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import LineHit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "kernel_log_lines.yml")) as handle:

@@ -16,9 +16,11 @@ import time
 
 import pytest
 
-from ansible_collections.memfrag.linux.plugins.module_utils import _kernel_log_scan, _kernel_log_sources as sources
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log_scan import scan
-from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import empty_state, load_state, save_state
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import scan as _kernel_log_scan
+
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import sources as sources
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import scan
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state, load_state, save_state
 
 XFS = "XFS: possible memory allocation deadlock in kmem_alloc (mode:0x250)"
 NOISE = "Mar  5 22:40:01 node06 CRON[3110]: (root) CMD (/usr/lib64/sa/sa1 1 1)\n"
@@ -345,7 +347,7 @@ def test_since_and_max_events(tmp_path):
 
 
 def test_reused_inode_is_recognised_by_content():
-    from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import file_record, resume_offset
+    from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import file_record, resume_offset
     old_damaged = file_record("/l/messages.3.gz", 1, 5, 900, b"old damaged head", True)
     old_plain = file_record("/l/messages.1", 1, 6, 181, b"rotated content head", False)
     head = b"rotated content head and the rest"
@@ -535,6 +537,6 @@ def test_a_damaged_tiny_gzip_never_matches_other_files(tmp_path):
     log = tmp_path / "messages"
     log.write_text(log_text(2))
     assert xfs_count(run()) == 2 and run.files[str(log)]["status"] == "new"
-    from ansible_collections.memfrag.linux.plugins.module_utils._scan_state import file_record, resume_offset
+    from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import file_record, resume_offset
     empty_head = file_record("/l/x.gz", 1, 5, 900, b"", True)
     assert resume_offset([empty_head], 1, 6, 4000, lambda n: b"anything"[:n], False) == (0, "new")

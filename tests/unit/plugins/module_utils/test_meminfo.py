@@ -12,8 +12,8 @@ import yaml
 
 from collection_tree import corpus_dir
 
-from ansible_collections.memfrag.linux.plugins.module_utils._meminfo import parse_meminfo, read_meminfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo, read_meminfo
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 
 with open(os.path.join(os.path.dirname(__file__), "cases", "meminfo.yml")) as handle:
     CASES = yaml.safe_load(handle)

@@ -11,9 +11,9 @@ import yaml
 
 from collection_tree import corpus_dir
 
-from ansible_collections.memfrag.linux.plugins.module_utils import _memory_accounting as accounting
-from ansible_collections.memfrag.linux.plugins.module_utils._meminfo import parse_meminfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._mm import accounting as accounting
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 
 with open(os.path.join(os.path.dirname(__file__), "cases", "memory_accounting.yml")) as handle:
     CASES = yaml.safe_load(handle)

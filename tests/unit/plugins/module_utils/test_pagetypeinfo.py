@@ -10,13 +10,13 @@ import pytest
 import yaml
 from collection_tree import corpus_params
 
-from ansible_collections.memfrag.linux.plugins.module_utils._pagetypeinfo import (
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.pagetypeinfo import (
     PAGETYPEINFO_CAP,
     free_pages_of_types,
     parse_pagetypeinfo,
 )
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, read_text
-from ansible_collections.memfrag.linux.plugins.module_utils._watermark import era_of_migrate_types
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import era_of_migrate_types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "pagetypeinfo_corpus.yml")) as handle:
@@ -59,7 +59,7 @@ def test_fixture_rows_add_up_to_buddyinfo(fixtures_dir, scenario):
     """A capture taken in one moment: per order, the migrate type rows sum to the buddyinfo column
     (a capped cell only bounds it from below). Real sosreports read the two files moments apart,
     so this holds for our fixture trees, not for the corpus."""
-    from ansible_collections.memfrag.linux.plugins.module_utils._buddyinfo import parse_buddyinfo
+    from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
     root = os.path.join(fixtures_dir, "proc", scenario)
     info = parse_pagetypeinfo(read_text(root, "pagetypeinfo"))
     zones, _unused = parse_buddyinfo(read_text(root, "buddyinfo"))

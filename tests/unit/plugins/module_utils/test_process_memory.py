@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ansible_collections.memfrag.linux.plugins.module_utils._process_memory import (
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.process_memory import (
     process_rss, rss_from_statm, rss_from_status)
 
 

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_guards import (
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import (
     GuardError, RunLock, append_audit, cooldown_remaining, dirty_bytes, read_state, write_state)
 
 

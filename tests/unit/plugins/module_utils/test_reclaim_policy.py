@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.memfrag.linux.plugins.module_utils import _reclaim_policy
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim import policy as _reclaim_policy
 
 with open(os.path.join(os.path.dirname(__file__), "cases", "reclaim_policy.yml")) as handle:
     CASES = yaml.safe_load(handle)

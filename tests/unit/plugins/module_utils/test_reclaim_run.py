@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_guards import RunLock
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim_run import Request, run
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import RunLock
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import Request, run
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "reclaim", "fragmented")
 MIB = 1024 * 1024

@@ -11,8 +11,8 @@ import yaml
 
 from collection_tree import corpus_dir
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError
-from ansible_collections.memfrag.linux.plugins.module_utils._slabinfo import (
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.slabinfo import (
     parse_slabinfo, read_slabinfo, top_caches, total_bytes)
 
 with open(os.path.join(os.path.dirname(__file__), "cases", "slabinfo.yml")) as handle:

@@ -9,9 +9,9 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_dropin import (
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import (
     HEADER, dotted_key, is_managed, key_path, parse_sysctl_conf, plan_dropin)
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_validation import TRIGGERS
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import TRIGGERS
 
 CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_dropin.yml")
 with open(CASES_FILE) as _handle:

@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_precedence import (
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import (
     analyse, collect, overrides, shadow_of, values_equal)
 
 CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_precedence.yml")

@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl_validation import (
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import (
     mem_total_kb, parse_kernel_release, range_for, read_runtime, runtime_has, validate, write_runtime)
 
 CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_validation.yml")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.memfrag.linux.plugins.module_utils._vm_tunables import (
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import (
     FRAGMENTATION_TUNABLES,
     parse_tunable,
     read_vm_tunables,

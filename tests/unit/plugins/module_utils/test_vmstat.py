@@ -10,8 +10,8 @@ import pytest
 import yaml
 from collection_tree import corpus_params
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, read_text
-from ansible_collections.memfrag.linux.plugins.module_utils._vmstat import fragmentation_counters, parse_vmstat
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import fragmentation_counters, parse_vmstat
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "vmstat_corpus.yml")) as handle:

@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.memfrag.linux.plugins.module_utils import _watermark as wm
+from ansible_collections.memfrag.linux.plugins.module_utils._mm import watermark as wm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "watermark.yml")) as handle:

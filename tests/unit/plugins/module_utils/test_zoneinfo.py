@@ -10,9 +10,9 @@ import pytest
 import yaml
 from collection_tree import corpus_params
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs import ProcFileError, read_text
-from ansible_collections.memfrag.linux.plugins.module_utils._watermark import ERA_LEGACY, ERA_MODERN, era_of_zoneinfo_layout
-from ansible_collections.memfrag.linux.plugins.module_utils._zoneinfo import parse_zoneinfo, zone_indexes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import ERA_LEGACY, ERA_MODERN, era_of_zoneinfo_layout
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo, zone_indexes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "zoneinfo_corpus.yml")) as handle:

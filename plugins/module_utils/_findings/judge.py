@@ -1,0 +1,265 @@
+# -*- coding: utf-8 -*-
+# Copyright: memfrag.linux contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Per-host findings: turn memfrag facts and log counts into plain-language verdicts.
+
+Plain functions over the dicts that buddyinfo_facts, meminfo_facts and kernel_log_scan return, so
+the diagnose role, the reclaim role and the fleet report all judge a host the same way. Each finding
+is ``{severity, code, message, numbers}`` (plus ``node``/``zone`` when it is about one zone);
+severities are ordered ``critical > warning > info``.
+"""
+
+
+import typing as t
+
+SEVERITY_RANK = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
+
+DEFAULT_THRESHOLDS = {
+    # The order operators meet: XFS kmem_alloc of 64 KiB and "page allocation failure: order:4".
+    "order": 4,
+    # Zones that serve ordinary kernel and user allocations; DMA is a 16 MiB legacy zone.
+    "zones": ["DMA32", "Normal", "Movable", "HighMem"],
+    # Zones smaller than this are left out of the verdict (a tiny DMA32 on an arm board, say).
+    "min_zone_mb": 256,
+    # Share of free memory unusable for an order-N request (the kernel's unusable_free_index).
+    "unusable_warning": 0.75,
+    "unusable_critical": 0.95,
+    # Free memory in blocks of at least the order that matters, per zone, below which we warn.
+    "min_high_order_free_mb": 64,
+    # Used memory that no counter explains, as a share of RAM, before it is worth saying.
+    "unexplained_warning": 0.10,
+    # Reclaimable slab (dentries, inodes) as a share of RAM: a hint for vfs_cache_pressure.
+    "slab_reclaimable_warning": 0.25,
+}
+
+# The kernel's zone names (mm/page_alloc.c zone_names[]).
+ZONE_NAMES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
+
+# DEFAULT_THRESHOLDS as an AnsibleModule argument spec (memory_facts' thresholds suboptions). No defaults
+# here: a key left unset (None) keeps its DEFAULT_THRESHOLDS value.
+THRESHOLD_OPTIONS = dict(
+    order=dict(type="int"),
+    zones=dict(type="list", elements="str", choices=list(ZONE_NAMES)),
+    min_zone_mb=dict(type="int"),
+    unusable_warning=dict(type="float"),
+    unusable_critical=dict(type="float"),
+    min_high_order_free_mb=dict(type="int"),
+    unexplained_warning=dict(type="float"),
+    slab_reclaimable_warning=dict(type="float"),
+)
+_SHARES = ("unusable_warning", "unusable_critical", "unexplained_warning", "slab_reclaimable_warning")
+_NOT_NEGATIVE = ("order", "min_zone_mb", "min_high_order_free_mb")
+
+LOG_KINDS = (
+    # kind, severity when seen, what it means to an operator
+    ("xfs_alloc_deadlock", "critical", "XFS possible memory allocation deadlock messages"),
+    ("page_alloc_failure", "critical", "page allocation failures"),
+    ("page_alloc_stall", "warning", "page allocation stalls"),
+    ("hung_task", "warning", "hung task reports"),
+    ("oom_kill", "warning", "OOM kills"),
+)
+
+
+def format_bytes(value: t.Union[int, float]) -> str:
+    """1536 -> '1.5 KiB'; whole numbers print without decimals ('32 KiB')."""
+    value = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            if unit == "B" or value == int(value):
+                return "%d %s" % (value, unit)
+            return "%.1f %s" % (value, unit)
+        value /= 1024.0
+    return "%d B" % value  # pragma: no cover - loop always returns
+
+
+def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
+    merged = dict(DEFAULT_THRESHOLDS)
+    for key, value in (thresholds or {}).items():
+        if value is not None:
+            merged[key] = value
+    return merged
+
+
+def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> None:
+    """Raise ValueError naming the first threshold that is unknown or out of range."""
+    merged = _merged(thresholds)
+    unknown = sorted(set(merged) - set(DEFAULT_THRESHOLDS))
+    if unknown:
+        raise ValueError("unknown threshold %s; known: %s" % (", ".join(unknown), ", ".join(sorted(DEFAULT_THRESHOLDS))))
+    for key in _SHARES:
+        if not 0 <= float(merged[key]) <= 1:
+            raise ValueError("threshold %s is a share of memory between 0 and 1, got %s" % (key, merged[key]))
+    for key in _NOT_NEGATIVE:
+        if int(merged[key]) < 0:
+            raise ValueError("threshold %s must be 0 or more, got %s" % (key, merged[key]))
+    if float(merged["unusable_warning"]) > float(merged["unusable_critical"]):
+        raise ValueError("threshold unusable_warning (%s) is above unusable_critical (%s)"
+                         % (merged["unusable_warning"], merged["unusable_critical"]))
+
+
+def _at(values: t.Sequence[t.Any], index: int, default: t.Any = None) -> t.Any:
+    return values[index] if values is not None and 0 <= index < len(values) else default
+
+
+def zone_findings(buddyinfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
+    """Findings about free memory by order for every zone that matters."""
+    limits = _merged(thresholds)
+    order = int(limits["order"])
+    page_size = int(buddyinfo.get("page_size") or 4096)
+    findings = []
+    for zone in buddyinfo.get("zones") or []:
+        name = zone.get("zone")
+        node = zone.get("node")
+        if name not in limits["zones"]:
+            continue
+        managed = zone.get("managed_pages")
+        # Without zoneinfo the zone's size is unknown: judge it rather than guess it is small.
+        if managed is not None and managed * page_size < int(limits["min_zone_mb"]) * 1024 * 1024:
+            continue
+        label = "%s zone node %s" % (name, node)
+        orders = len(zone.get("free_blocks") or [])
+        if order >= orders:
+            findings.append(_finding("info", "order_not_present", "%s: the kernel has no order %d (orders 0-%d)" % (label, order, orders - 1),
+                                     node, name, {"orders": orders}))
+            continue
+        free_bytes = int(zone.get("free_bytes", 0))
+        high_bytes = int(_at(zone.get("free_bytes_at_or_above_order"), order, 0))
+        unusable = _at(zone.get("unusable_index"), order)
+        largest = int(zone.get("largest_free_order", -1))
+        largest_text = "no free block at all" if largest < 0 else "largest free block %s" % format_bytes((1 << largest) * page_size)
+        numbers = {
+            "order": order,
+            "free_bytes": free_bytes,
+            "free_bytes_at_or_above_order": high_bytes,
+            "unusable_index": unusable,
+            "fragmentation_index": _at(zone.get("fragmentation_index"), order),
+            "largest_free_order": largest,
+        }
+        unusable_text = "" if unusable is None else "; %d%% of free memory is unusable for order-%d requests" % (round(unusable * 100), order)
+        if high_bytes == 0:
+            message = "%s: no free block of order >= %d%s; %s" % (label, order, unusable_text, largest_text)
+            findings.append(_finding("critical", "no_high_order_blocks", message, node, name, numbers))
+        elif unusable is not None and unusable >= float(limits["unusable_critical"]):
+            message = "%s: only %s free in blocks of order >= %d%s; %s" % (label, format_bytes(high_bytes), order, unusable_text, largest_text)
+            findings.append(_finding("critical", "high_order_unusable", message, node, name, numbers))
+        elif (unusable is not None and unusable >= float(limits["unusable_warning"])) or high_bytes < int(limits["min_high_order_free_mb"]) * 1024 * 1024:
+            message = "%s: %s free in blocks of order >= %d%s; %s" % (label, format_bytes(high_bytes), order, unusable_text, largest_text)
+            findings.append(_finding("warning", "high_order_scarce", message, node, name, numbers))
+        else:
+            message = "%s: %s of %s free memory is in blocks of order >= %d; %s" % (
+                label, format_bytes(high_bytes), format_bytes(free_bytes), order, largest_text)
+            findings.append(_finding("info", "high_order_available", message, node, name, numbers))
+    findings.extend(_node_watermark_findings(buddyinfo, order))
+    return findings
+
+
+def _node_watermark_findings(buddyinfo: t.Mapping[str, t.Any], order: int) -> t.List[t.Dict[str, t.Any]]:
+    # Per node, not per zone: the allocator falls back from zone to zone, and DMA/DMA32 fail the
+    # check for Normal-class requests by design (lowmem_reserve), so only "no zone passes" matters.
+    findings = []
+    for node in buddyinfo.get("nodes") or []:
+        if _at(node.get("watermark_ok"), order) is False:
+            findings.append(_finding(
+                "warning", "watermark_fails_at_order",
+                "node %s: an order-%d allocation would fail the watermark check of every zone (%s) now"
+                % (node.get("node"), order, ", ".join(node.get("zones") or [])),
+                node.get("node"), None, {"order": order, "largest_free_order": node.get("largest_free_order")}))
+    return findings
+
+
+def memory_findings(meminfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
+    """Findings about where memory went (slab, unexplained remainder)."""
+    limits = _merged(thresholds)
+    findings = []
+    accounting = meminfo.get("accounting") or {}
+    total = int(accounting.get("total_bytes") or 0)
+    if not total:
+        return findings
+    unexplained = int(accounting.get("unexplained_bytes") or 0)
+    if unexplained >= total * float(limits["unexplained_warning"]):
+        findings.append(_finding(
+            "warning", "unexplained_memory",
+            "%s of used memory (%d%% of RAM) is not explained by page cache, anonymous memory, slab, page tables or kernel stacks"
+            % (format_bytes(unexplained), round(100.0 * unexplained / total)),
+            None, None, {"unexplained_bytes": unexplained, "total_bytes": total}))
+    reclaimable = int((meminfo.get("slab") or {}).get("reclaimable_bytes") or 0)
+    if reclaimable >= total * float(limits["slab_reclaimable_warning"]):
+        findings.append(_finding(
+            "warning", "slab_reclaimable_large",
+            "reclaimable slab (dentry and inode caches) holds %s, %d%% of RAM; consider raising vm.vfs_cache_pressure"
+            % (format_bytes(reclaimable), round(100.0 * reclaimable / total)),
+            None, None, {"slab_reclaimable_bytes": reclaimable, "total_bytes": total}))
+    explanation = accounting.get("explanation")
+    if explanation:
+        findings.append(_finding("info", "memory_accounting", explanation, None, None,
+                                 {key: value for key, value in accounting.items() if key.endswith("_bytes")}))
+    return findings
+
+
+def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[str, t.Any]]:
+    """Findings from kernel_log_scan counts, with first and last time seen."""
+    findings = []
+    if not log_scan:
+        return findings
+    counts = log_scan.get("counts") or {}
+    first_seen = log_scan.get("first_seen") or {}
+    last_seen = log_scan.get("last_seen") or {}
+    for kind, severity, what in LOG_KINDS:
+        count = int(counts.get(kind) or 0)
+        if not count:
+            continue
+        when = ""
+        if last_seen.get(kind):
+            when = " (last %s)" % last_seen[kind]
+        findings.append(_finding(severity, "%s_logged" % kind, "kernel log: %d %s%s" % (count, what, when), None, None,
+                                 {"count": count, "first_seen": first_seen.get(kind), "last_seen": last_seen.get(kind)}))
+    return findings
+
+
+def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optional[t.Mapping[str, t.Any]] = None,
+                  log_scan: t.Optional[t.Mapping[str, t.Any]] = None,
+                  thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
+    """All findings for one host, most severe first (stable within a severity).
+
+    Raises ValueError for thresholds that are unknown or out of range (check_thresholds).
+    """
+    check_thresholds(thresholds)
+    findings = []
+    if buddyinfo:
+        findings.extend(zone_findings(buddyinfo, thresholds))
+    findings.extend(log_findings(log_scan))
+    if meminfo:
+        findings.extend(memory_findings(meminfo, thresholds))
+    findings.sort(key=lambda item: -SEVERITY_RANK[item["severity"]])
+    return findings
+
+
+def verdict(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
+    """One line for the host: the worst severity and what it is about."""
+    worst = max((SEVERITY_RANK[item["severity"]] for item in findings), default=0)
+    if worst < SEVERITY_RANK["warning"]:
+        severity, summary = "ok", "no memory fragmentation problem found"
+    else:
+        severity = "critical" if worst == SEVERITY_RANK["critical"] else "warning"
+        top = [item["message"] for item in findings if item["severity"] == severity]
+        summary = top[0] if len(top) == 1 else "%s (and %d more %s findings)" % (top[0], len(top) - 1, severity)
+    # What an operator reads: the verdict, then every finding with its severity.
+    lines = ["%s: %s" % (severity.upper(), summary)] + ["%s: %s" % (item["severity"], item["message"]) for item in findings]
+    return {"severity": severity, "summary": summary, "counts": _severity_counts(findings), "lines": lines}
+
+
+def _severity_counts(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, int]:
+    counts = {"critical": 0, "warning": 0, "info": 0}
+    for item in findings:
+        counts[item["severity"]] = counts.get(item["severity"], 0) + 1
+    return counts
+
+
+def _finding(severity: str, code: str, message: str, node: t.Optional[int], zone: t.Optional[str],
+             numbers: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    finding = {"severity": severity, "code": code, "message": message, "numbers": dict(numbers)}
+    if node is not None:
+        finding["node"] = node
+    if zone is not None:
+        finding["zone"] = zone
+    return finding

@@ -1,0 +1,265 @@
+# -*- coding: utf-8 -*-
+# Copyright: memfrag.linux contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""GFP flag names for a ``mode:0x...`` value, per kernel era.
+
+XFS always prints ``mode:0x%x`` without names, and kernels before ~4.5 print page allocation
+failures the same way, so the bit layout of the kernel that wrote the line is needed to say what
+the allocation was. The layout changed in 4.4 (gfp rework), 4.10 (__GFP_OTHER_NODE removed),
+4.15 (COLD/NOTRACK removed, bits reshuffled), 5.1 ("mm: shuffle GFP_* flags") and 6.3
+(__GFP_ATOMIC removed). One table per era, shared by the ``gfp_flags`` filter and the
+``kernel_log_scan`` module.
+
+Decoding follows the kernel's own ``%pGg`` (lib/vsprintf.c format_flags over
+include/trace/events/mmflags.h): walk the table in order, print an entry when all its bits are set
+and clear them, so composite names (GFP_KERNEL, GFP_NOFS, ...) come before single flags; bits left
+at the end are printed as one hex value. For eras before %pGg existed (2.6.32, 3.10, 4.4) the
+composite names are the gfp.h definitions of that era, in the same most-bits-first order.
+"""
+
+
+import re
+import typing as t
+
+Release = t.Tuple[int, int, int]
+
+# ---- single bits per era -----------------------------------------------------------------------
+
+_BITS_2_6_32 = {
+    "__GFP_DMA": 0x1, "__GFP_HIGHMEM": 0x2, "__GFP_DMA32": 0x4, "__GFP_MOVABLE": 0x8,
+    "__GFP_WAIT": 0x10, "__GFP_HIGH": 0x20, "__GFP_IO": 0x40, "__GFP_FS": 0x80,
+    "__GFP_COLD": 0x100, "__GFP_NOWARN": 0x200, "__GFP_REPEAT": 0x400, "__GFP_NOFAIL": 0x800,
+    "__GFP_NORETRY": 0x1000, "__GFP_COMP": 0x4000, "__GFP_ZERO": 0x8000,
+    "__GFP_NOMEMALLOC": 0x10000, "__GFP_HARDWALL": 0x20000, "__GFP_THISNODE": 0x40000,
+    "__GFP_RECLAIMABLE": 0x80000, "__GFP_NOTRACK": 0x200000,
+}
+
+_BITS_3_10 = dict(_BITS_2_6_32)
+_BITS_3_10.update({
+    "__GFP_MEMALLOC": 0x2000, "__GFP_KMEMCG": 0x100000, "__GFP_NO_KSWAPD": 0x400000,
+    "__GFP_OTHER_NODE": 0x800000, "__GFP_WRITE": 0x1000000,
+})
+
+_BITS_4_4 = {
+    "__GFP_DMA": 0x1, "__GFP_HIGHMEM": 0x2, "__GFP_DMA32": 0x4, "__GFP_MOVABLE": 0x8,
+    "__GFP_RECLAIMABLE": 0x10, "__GFP_HIGH": 0x20, "__GFP_IO": 0x40, "__GFP_FS": 0x80,
+    "__GFP_COLD": 0x100, "__GFP_NOWARN": 0x200, "__GFP_REPEAT": 0x400, "__GFP_NOFAIL": 0x800,
+    "__GFP_NORETRY": 0x1000, "__GFP_MEMALLOC": 0x2000, "__GFP_COMP": 0x4000, "__GFP_ZERO": 0x8000,
+    "__GFP_NOMEMALLOC": 0x10000, "__GFP_HARDWALL": 0x20000, "__GFP_THISNODE": 0x40000,
+    "__GFP_ATOMIC": 0x80000, "__GFP_ACCOUNT": 0x100000, "__GFP_NOTRACK": 0x200000,
+    "__GFP_DIRECT_RECLAIM": 0x400000, "__GFP_OTHER_NODE": 0x800000, "__GFP_WRITE": 0x1000000,
+    "__GFP_KSWAPD_RECLAIM": 0x2000000,
+}
+
+_BITS_4_10 = dict(_BITS_4_4)
+del _BITS_4_10["__GFP_OTHER_NODE"]
+_BITS_4_10.update({"__GFP_WRITE": 0x800000, "__GFP_KSWAPD_RECLAIM": 0x1000000})
+
+_BITS_4_15 = {
+    "__GFP_DMA": 0x1, "__GFP_HIGHMEM": 0x2, "__GFP_DMA32": 0x4, "__GFP_MOVABLE": 0x8,
+    "__GFP_RECLAIMABLE": 0x10, "__GFP_HIGH": 0x20, "__GFP_IO": 0x40, "__GFP_FS": 0x80,
+    "__GFP_WRITE": 0x100, "__GFP_NOWARN": 0x200, "__GFP_RETRY_MAYFAIL": 0x400, "__GFP_NOFAIL": 0x800,
+    "__GFP_NORETRY": 0x1000, "__GFP_MEMALLOC": 0x2000, "__GFP_COMP": 0x4000, "__GFP_ZERO": 0x8000,
+    "__GFP_NOMEMALLOC": 0x10000, "__GFP_HARDWALL": 0x20000, "__GFP_THISNODE": 0x40000,
+    "__GFP_ATOMIC": 0x80000, "__GFP_ACCOUNT": 0x100000, "__GFP_DIRECT_RECLAIM": 0x200000,
+    "__GFP_KSWAPD_RECLAIM": 0x400000,
+}
+
+_BITS_5_1 = {
+    "__GFP_DMA": 0x1, "__GFP_HIGHMEM": 0x2, "__GFP_DMA32": 0x4, "__GFP_MOVABLE": 0x8,
+    "__GFP_RECLAIMABLE": 0x10, "__GFP_HIGH": 0x20, "__GFP_IO": 0x40, "__GFP_FS": 0x80,
+    "__GFP_ZERO": 0x100, "__GFP_ATOMIC": 0x200, "__GFP_DIRECT_RECLAIM": 0x400,
+    "__GFP_KSWAPD_RECLAIM": 0x800, "__GFP_WRITE": 0x1000, "__GFP_NOWARN": 0x2000,
+    "__GFP_RETRY_MAYFAIL": 0x4000, "__GFP_NOFAIL": 0x8000, "__GFP_NORETRY": 0x10000,
+    "__GFP_MEMALLOC": 0x20000, "__GFP_COMP": 0x40000, "__GFP_NOMEMALLOC": 0x80000,
+    "__GFP_HARDWALL": 0x100000, "__GFP_THISNODE": 0x200000, "__GFP_ACCOUNT": 0x400000,
+    "__GFP_ZEROTAGS": 0x800000,
+}
+
+_BITS_6_3 = dict(_BITS_5_1)
+del _BITS_6_3["__GFP_ATOMIC"]
+
+
+def _composites_pre_4_4(b: t.Dict[str, int], thp: bool) -> t.List[t.Tuple[str, int]]:
+    wait_io_fs = b["__GFP_WAIT"] | b["__GFP_IO"] | b["__GFP_FS"]
+    user = wait_io_fs | b["__GFP_HARDWALL"]
+    highuser_movable = user | b["__GFP_HIGHMEM"] | b["__GFP_MOVABLE"]
+    out = []
+    if thp:  # transparent huge pages arrived in 2.6.38
+        out.append(("GFP_TRANSHUGE", highuser_movable | b["__GFP_COMP"] | b["__GFP_NOMEMALLOC"]
+                    | b["__GFP_NORETRY"] | b["__GFP_NOWARN"] | b["__GFP_NO_KSWAPD"]))
+    out += [
+        ("GFP_HIGHUSER_MOVABLE", highuser_movable),
+        ("GFP_HIGHUSER", user | b["__GFP_HIGHMEM"]),
+        ("GFP_USER", user),
+        ("GFP_TEMPORARY", wait_io_fs | b["__GFP_RECLAIMABLE"]),
+        ("GFP_KERNEL", wait_io_fs),
+        ("GFP_NOFS", b["__GFP_WAIT"] | b["__GFP_IO"]),
+        ("GFP_ATOMIC", b["__GFP_HIGH"]),
+        ("GFP_NOIO", b["__GFP_WAIT"]),
+    ]
+    return out
+
+
+def _composites_reclaim(b: t.Dict[str, int], release: Release, era: str) -> t.List[t.Tuple[str, int]]:
+    reclaim = b["__GFP_DIRECT_RECLAIM"] | b["__GFP_KSWAPD_RECLAIM"]
+    kernel = reclaim | b["__GFP_IO"] | b["__GFP_FS"]
+    user = kernel | b["__GFP_HARDWALL"]
+    highuser_movable = user | b["__GFP_HIGHMEM"] | b["__GFP_MOVABLE"]
+    atomic = b["__GFP_HIGH"] | b.get("__GFP_ATOMIC", 0) | b["__GFP_KSWAPD_RECLAIM"]
+    if era == "4.4" and release < (4, 8, 0):  # GFP_TRANSHUGE_LIGHT arrived in 4.8
+        light = None
+        transhuge = (highuser_movable | b["__GFP_COMP"] | b["__GFP_NOMEMALLOC"] | b["__GFP_NORETRY"]
+                     | b["__GFP_NOWARN"]) & ~reclaim
+    else:
+        light = (highuser_movable | b["__GFP_COMP"] | b["__GFP_NOMEMALLOC"] | b["__GFP_NOWARN"]) & ~reclaim
+        transhuge = light | b["__GFP_DIRECT_RECLAIM"]
+    out = [("GFP_TRANSHUGE", transhuge)]
+    if light is not None:
+        out.append(("GFP_TRANSHUGE_LIGHT", light))
+    out += [
+        ("GFP_HIGHUSER_MOVABLE", highuser_movable),
+        ("GFP_HIGHUSER", user | b["__GFP_HIGHMEM"]),
+        ("GFP_USER", user),
+    ]
+    if release < (4, 14, 0):  # "mm: treewide: remove GFP_TEMPORARY"
+        out.append(("GFP_TEMPORARY", kernel | b["__GFP_RECLAIMABLE"]))
+    out += [
+        ("GFP_KERNEL_ACCOUNT", kernel | b["__GFP_ACCOUNT"] if "__GFP_ACCOUNT" in b else 0),
+        ("GFP_KERNEL", kernel),
+        ("GFP_NOFS", reclaim | b["__GFP_IO"]),
+        ("GFP_ATOMIC", atomic),
+        ("GFP_NOIO", reclaim),
+        ("GFP_NOWAIT", b["__GFP_KSWAPD_RECLAIM"]),
+    ]
+    return out
+
+
+# Single flags in the order of mmflags.h (after the composites); a name missing from an era's bit
+# table is skipped.
+_SINGLE_ORDER = [
+    ("GFP_DMA", "__GFP_DMA"), ("__GFP_HIGHMEM", "__GFP_HIGHMEM"), ("GFP_DMA32", "__GFP_DMA32"),
+    ("__GFP_HIGH", "__GFP_HIGH"), ("__GFP_ATOMIC", "__GFP_ATOMIC"), ("__GFP_WAIT", "__GFP_WAIT"),
+    ("__GFP_IO", "__GFP_IO"), ("__GFP_FS", "__GFP_FS"), ("__GFP_COLD", "__GFP_COLD"),
+    ("__GFP_NOWARN", "__GFP_NOWARN"), ("__GFP_REPEAT", "__GFP_REPEAT"),
+    ("__GFP_RETRY_MAYFAIL", "__GFP_RETRY_MAYFAIL"), ("__GFP_NOFAIL", "__GFP_NOFAIL"),
+    ("__GFP_NORETRY", "__GFP_NORETRY"), ("__GFP_COMP", "__GFP_COMP"), ("__GFP_ZERO", "__GFP_ZERO"),
+    ("__GFP_NOMEMALLOC", "__GFP_NOMEMALLOC"), ("__GFP_MEMALLOC", "__GFP_MEMALLOC"),
+    ("__GFP_HARDWALL", "__GFP_HARDWALL"), ("__GFP_THISNODE", "__GFP_THISNODE"),
+    ("__GFP_RECLAIMABLE", "__GFP_RECLAIMABLE"), ("__GFP_MOVABLE", "__GFP_MOVABLE"),
+    ("__GFP_ACCOUNT", "__GFP_ACCOUNT"), ("__GFP_KMEMCG", "__GFP_KMEMCG"),
+    ("__GFP_NOTRACK", "__GFP_NOTRACK"), ("__GFP_NO_KSWAPD", "__GFP_NO_KSWAPD"),
+    ("__GFP_WRITE", "__GFP_WRITE"), ("__GFP_RECLAIM", None),
+    ("__GFP_DIRECT_RECLAIM", "__GFP_DIRECT_RECLAIM"), ("__GFP_KSWAPD_RECLAIM", "__GFP_KSWAPD_RECLAIM"),
+    ("__GFP_OTHER_NODE", "__GFP_OTHER_NODE"), ("__GFP_ZEROTAGS", "__GFP_ZEROTAGS"),
+]
+
+ERAS = ("2.6.32", "3.10", "4.4", "4.10", "4.15", "5.1", "6.3")
+
+_RELEASE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_release(release: str) -> Release:
+    """``"3.10.0-1160.el7.x86_64"`` -> (3, 10, 0). Raises ValueError for text that is no release."""
+    match = _RELEASE.match(str(release))
+    if not match:
+        raise ValueError("not a kernel release: %r (expected something like 5.10.0-32-amd64)" % (release,))
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+
+def era_of(release: str) -> str:
+    """The GFP-layout era of a kernel release (one of ERAS)."""
+    version = parse_release(release)
+    if version < (3, 0, 0):
+        return "2.6.32"
+    if version < (4, 4, 0):
+        return "3.10"
+    if version < (4, 10, 0):
+        return "4.4"
+    if version < (4, 15, 0):
+        return "4.10"
+    if version < (5, 1, 0):
+        return "4.15"
+    if version < (6, 3, 0):
+        return "5.1"
+    return "6.3"
+
+
+def flag_table(release: str) -> t.List[t.Tuple[str, int]]:
+    """(name, mask) in %pGg order for ``release``: composites first, then single flags."""
+    version = parse_release(release)
+    era = era_of(release)
+    if era == "2.6.32":
+        bits = dict(_BITS_2_6_32)
+        table = _composites_pre_4_4(bits, thp=version >= (2, 6, 38))
+    elif era == "3.10":
+        bits = dict(_BITS_3_10)
+        if ".el7" in str(release):  # RHEL 7 reuses bit 0x100000 as __GFP_ACCOUNT
+            bits["__GFP_ACCOUNT"] = bits.pop("__GFP_KMEMCG")
+        table = _composites_pre_4_4(bits, thp=True)
+    else:
+        bits = {"4.4": _BITS_4_4, "4.10": _BITS_4_10, "4.15": _BITS_4_15, "5.1": _BITS_5_1, "6.3": _BITS_6_3}[era]
+        bits = dict(bits)
+        if era == "4.4" and version < (4, 5, 0):  # 4.4 still had the inverted __GFP_NOACCOUNT
+            bits["__GFP_NOACCOUNT"] = bits.pop("__GFP_ACCOUNT")
+        if version >= (4, 13, 0) and "__GFP_REPEAT" in bits:  # renamed, same bit
+            bits["__GFP_RETRY_MAYFAIL"] = bits.pop("__GFP_REPEAT")
+        if era in ("5.1", "6.3") and version < (5, 14, 0):  # 0x800000 was __GFP_NOLOCKDEP (debug only)
+            del bits["__GFP_ZEROTAGS"]
+        table = _composites_reclaim(bits, version, era)
+    for name, bit_name in _SINGLE_ORDER:
+        if bit_name is None:
+            if "__GFP_DIRECT_RECLAIM" in bits:
+                table.append((name, bits["__GFP_DIRECT_RECLAIM"] | bits["__GFP_KSWAPD_RECLAIM"]))
+        elif bit_name in bits:
+            table.append((name, bits[bit_name]))
+    if "__GFP_NOACCOUNT" in bits:
+        table.append(("__GFP_NOACCOUNT", bits["__GFP_NOACCOUNT"]))
+    return [(name, mask) for name, mask in table if mask]
+
+
+def decode(mode: int, release: str) -> t.List[str]:
+    """Flag names for ``mode`` as the kernel ``release`` would print them with %pGg.
+
+    Leftover bits no name covers come last as one hex string (``0x4000000``), as the kernel does.
+    ``0`` decodes to ``[]`` (the kernel prints ``none``).
+    """
+    if isinstance(mode, bool) or not isinstance(mode, int) or mode < 0:
+        raise ValueError("mode must be a non-negative integer, got %r" % (mode,))
+    names = []
+    left = mode
+    for name, mask in flag_table(release):
+        if left & mask == mask:
+            names.append(name)
+            left &= ~mask
+            if not left:
+                break
+    if left:
+        names.append("%#x" % left)
+    return names
+
+
+def parse_mode(value: t.Union[int, str]) -> int:
+    """``0x250``, ``"0x250"``, ``"250"`` (hex, as the kernel prints) or an int -> int."""
+    if isinstance(value, bool):
+        raise ValueError("mode must be an integer or a hex string, got %r" % (value,))
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("mode must not be negative, got %r" % (value,))
+        return value
+    text = str(value).strip().lower()
+    if text.startswith("mode:"):
+        text = text[5:]
+    if text.startswith("0x"):
+        text = text[2:]
+    if not text or not re.match(r"^[0-9a-f]+$", text):
+        raise ValueError("mode must be an integer or a hex string like 0x250, got %r" % (value,))
+    return int(text, 16)
+
+
+def split_names(printed: str) -> t.List[str]:
+    """Names the kernel printed in ``mode:0x..(A|B|C)``; ``none`` means no flags."""
+    text = printed.strip()
+    if not text or text == "none":
+        return []
+    return [part.strip() for part in text.split("|") if part.strip()]

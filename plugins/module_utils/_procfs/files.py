@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright: memfrag.linux contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading kernel files under a root (/proc, /sys, or an extracted sosreport tree).
+
+Private to the collection. Every module that reads kernel files takes a root so the same code
+analyses a live host, a sosreport, or a test fixture tree; this file is the one place that turns
+``(root, relative name)`` into bytes, and it refuses paths that resolve outside the root.
+"""
+
+
+import errno
+import os
+import typing as t
+
+# /proc files we read are small; a cap keeps a hostile or corrupt tree from exhausting memory.
+MAX_PROC_FILE_BYTES = 64 * 1024 * 1024
+
+
+class ProcFileError(Exception):
+    """A kernel file is missing, unreadable or not in the format the kernel writes.
+
+    ``path`` and ``line_number`` (1-based, or None) make the message point at the exact place.
+    ``missing`` is true when the file does not exist (callers may treat that as "feature absent").
+    """
+
+    def __init__(self, path: str, message: str, line_number: t.Optional[int] = None, missing: bool = False) -> None:
+        self.path = path
+        self.message = message
+        self.line_number = line_number
+        self.missing = missing
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.path if self.line_number is None else "%s line %d" % (self.path, self.line_number)
+        return "%s: %s" % (where, self.message)
+
+
+def path_under(root: str, relative: str) -> str:
+    """Join ``relative`` to ``root`` and refuse the result if it resolves outside ``root``.
+
+    Symlinks inside the tree are allowed as long as they stay inside it (a sosreport keeps
+    proc/self as a link); a link that points elsewhere is an error, never followed.
+    """
+    if os.path.isabs(relative):
+        relative = relative.lstrip("/")
+    candidate = os.path.join(root, relative)
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(candidate)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise ProcFileError(candidate, "resolves to %s, outside %s; refusing to follow" % (real, real_root))
+    return candidate
+
+
+def read_bytes(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> bytes:
+    """Return the content of ``root/relative`` (at most ``limit`` bytes)."""
+    path = path_under(root, relative)
+    chunks = []  # type: t.List[bytes]
+    size = 0
+    try:
+        with open(path, "rb") as handle:
+            # Small reads: some kernel files (/proc/sys) refuse one huge read with ENOMEM.
+            while size <= limit:
+                chunk = handle.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+    except (IOError, OSError) as exc:
+        missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+        reason = "does not exist" if missing else (exc.strerror or str(exc))
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            reason = "permission denied (this file is root-only on newer kernels)"
+        raise ProcFileError(path, reason, missing=missing)
+    if size > limit:
+        raise ProcFileError(path, "larger than %d bytes; not a kernel file" % limit)
+    return b"".join(chunks)
+
+
+def read_text(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> str:
+    """Return ``root/relative`` as text; bytes that are not UTF-8 become U+FFFD, never an exception."""
+    return read_bytes(root, relative, limit).decode("utf-8", "replace")
+
+
+def page_size_problem(page_size: t.Optional[int]) -> t.Optional[str]:
+    """Why a page size given by the user cannot be a kernel's base page size, or None (also for None: not given)."""
+    if page_size is not None and (page_size < 512 or page_size & (page_size - 1)):
+        return "page_size must be a power of two of at least 512, got %d" % page_size
+    return None
+
+
+def page_size_of_host() -> int:
+    """The running host's base page size in bytes."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - every Linux has it
+        return 4096
