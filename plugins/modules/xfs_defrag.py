@@ -135,13 +135,19 @@ dirs:
   type: list
   elements: dict
   sample: [{path: /var/lib/libvirt/images, action: set, extsize_before: 0, extsize_after: 16777216, changed: true}]
+lines:
+  description: One line per file and directory, what was done with the numbers before and after.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/srv/vm/db01.img: 40852 -> 2 extents (defragmented)", "/var/lib/libvirt/images: extent size hint 0 -> 16777216 bytes (set)"]
 """
 
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import GuardError, RunLock
-from ansible_collections.memfrag.linux.plugins.module_utils._xfs.defrag import IO_CLASSES, Defrag, parse_size, tools_needed
+from ansible_collections.memfrag.linux.plugins.module_utils._xfs.defrag import IO_CLASSES, Defrag, parse_size, summary_lines, tools_needed
 
 
 def main():
@@ -213,8 +219,8 @@ def main():
     if failed:
         module.fail_json(msg="%d of %d could not be done: %s" % (len(failed), len(files) + len(dirs),
                                                                   "; ".join("%s: %s" % (entry["path"], entry["reason"]) for entry in failed[:3])),
-                         changed=changed, files=files, dirs=dirs)
-    module.exit_json(changed=changed, files=files, dirs=dirs)
+                         changed=changed, files=files, dirs=dirs, lines=summary_lines(files, dirs))
+    module.exit_json(changed=changed, files=files, dirs=dirs, lines=summary_lines(files, dirs))
 
 
 if __name__ == "__main__":
