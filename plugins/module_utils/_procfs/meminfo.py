@@ -21,12 +21,12 @@ import re
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._units import KIB
 
 # "Name:  value" or "Name:  value kB". Names are kernel identifiers plus parentheses
 # (Active(anon)); a missing colon, a non-numeric value or another unit is not kernel output.
 _LINE = re.compile(r"^([A-Za-z0-9_()]+):\s*(\d+)(?:\s+(\S+))?\s*$")
 
-KIB = 1024
 
 # Without these two no question about memory can be answered; everything else is era-dependent.
 REQUIRED_FIELDS = ("MemTotal", "MemFree")
