@@ -243,6 +243,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import is_managed, plan_dropin
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import (
@@ -355,11 +356,10 @@ def main():
             break
     directory, dest = _dropin_location(module, config_root, file_path)
 
-    try:
-        release = read_text(proc_root, "sys/kernel/osrelease", SYSCTL_READ_LIMIT).strip()
-    except ProcFileError as exc:
-        release = None
-        module.warn("kernel version unknown (%s); using the ranges of current kernels" % exc)
+    release = read_release(proc_root)
+    if release is None:
+        module.warn("kernel version unknown (no readable %s/sys/kernel/osrelease); using the ranges of current kernels"
+                    % proc_root)
     kernel = parse_kernel_release(release or "")
 
     result = dict(changed=False, file=dest, file_changed=False, runtime_changed=False, settings={}, persisted={},

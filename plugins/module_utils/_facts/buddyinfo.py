@@ -30,6 +30,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import
     watermark_verdicts,
 )
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo, zone_indexes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
 
 OPTIONAL_SUBSETS = ("pagetypeinfo", "zoneinfo", "vmstat", "sysctl")
 ALL_SUBSETS = ("buddyinfo",) + OPTIONAL_SUBSETS
@@ -84,12 +85,6 @@ def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], 
     sources[name] = SOURCE_OK
     return result
 
-
-def _kernel_release(proc_root: str) -> t.Optional[str]:
-    try:
-        return read_text(proc_root, "sys/kernel/osrelease", limit=SYSCTL_READ_LIMIT).strip() or None
-    except ProcFileError:
-        return None
 
 
 def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
@@ -185,7 +180,7 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
         sources.setdefault(name, SOURCE_SKIPPED)
     sources.setdefault("sys/vm", SOURCE_SKIPPED)
 
-    release = _kernel_release(proc_root)
+    release = read_release(proc_root)
     page_size_source = "option"
     if page_size is None:
         inferred = None

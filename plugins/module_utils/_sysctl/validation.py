@@ -19,6 +19,7 @@ import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import dotted_key, key_path
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release as parse_kernel_release
 
 Version = t.Tuple[int, int, int]
 
@@ -94,13 +95,6 @@ class Validation(object):
         self.forceable = []  # type: t.List[str]
         self.missing = {}  # type: t.Dict[str, str]
 
-
-def parse_kernel_release(text: str) -> t.Optional[Version]:
-    """``6.18.44-fc-v595`` -> (6, 18, 44); None when the text is not a kernel release."""
-    match = re.match(r"\s*(\d+)\.(\d+)(?:\.(\d+))?", text or "")
-    if not match:
-        return None
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
 def version_text(version: Version) -> str:
