@@ -30,6 +30,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import
     watermark_verdicts,
 )
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo, zone_indexes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
 
 OPTIONAL_SUBSETS = ("pagetypeinfo", "zoneinfo", "vmstat", "sysctl")
@@ -98,18 +99,13 @@ def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
     managed = sum(zone.fields.get("managed", 0) for zone in zoneinfo)
     if managed <= 0:
         return None
-    try:
-        meminfo = read_text(proc_root, "meminfo", limit=1024 * 1024)
-    except ProcFileError:
+    mem_total, _why = mem_total_bytes(proc_root)
+    if mem_total is None:
         return None
-    for line in meminfo.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "MemTotal:" and parts[1].isdigit():
-            ratio = int(parts[1]) * 1024.0 / managed
-            for size in _COMMON_PAGE_SIZES:
-                if abs(ratio - size) <= size * 0.005:
-                    return size
-            return None
+    ratio = float(mem_total) / managed
+    for size in _COMMON_PAGE_SIZES:
+        if abs(ratio - size) <= size * 0.005:
+            return size
     return None
 
 

@@ -77,3 +77,12 @@ def read_meminfo(proc_root: str = "/proc") -> t.Tuple[t.Dict[str, int], t.List[s
     """Read and parse ``proc_root/meminfo``; raises ProcFileError (``missing`` set when absent)."""
     path = os.path.join(proc_root, "meminfo")
     return parse_meminfo(read_text(proc_root, "meminfo"), path)
+
+
+def mem_total_bytes(proc_root: str = "/proc") -> t.Tuple[t.Optional[int], t.Optional[str]]:
+    """MemTotal in bytes (totalram_pages as the kernel counts them), or (None, why) when meminfo is unusable."""
+    try:
+        fields, _warnings = read_meminfo(proc_root)
+    except ProcFileError as exc:
+        return None, str(exc)
+    return fields["MemTotal"], None

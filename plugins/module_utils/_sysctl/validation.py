@@ -146,11 +146,6 @@ def normalize_value(key: str, value: t.Any) -> t.Tuple[t.Optional[str], t.Option
     return None, "%s: %r (%s) is not an integer or a string" % (key, value, type(value).__name__)
 
 
-def mem_total_kb(meminfo_text: str) -> t.Optional[int]:
-    """MemTotal in kB from /proc/meminfo text, or None."""
-    match = re.search(r"^MemTotal:\s+(\d+)\s*kB", meminfo_text or "", re.MULTILINE)
-    return int(match.group(1)) if match else None
-
 
 def validate(settings: t.Mapping[t.Any, t.Any], kernel: t.Optional[Version], mem_total: t.Optional[int],
              has_key: t.Callable[[str], bool]) -> Validation:
