@@ -14,7 +14,7 @@ import stat
 import time
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import parse_release
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import require_release
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 from ansible_collections.memfrag.linux.plugins.module_utils._xfs import extent_map, mounts as mounts_mod, processes, walk
 from ansible_collections.memfrag.linux.plugins.module_utils._xfs.ioctl import bulkstat_large_files
@@ -49,7 +49,7 @@ class _Scan(object):
         self.min_extents = int(self.params["min_extents"])
         self.page_size = page_size
         self.release = kernel_release
-        self.era = extent_map.era_for_release(parse_release(kernel_release))
+        self.era = extent_map.era_for_release(require_release(kernel_release))
         self.budget = walk.Budget(int(self.params["max_files"]), float(self.params["time_limit"]), clock)
         self.found = walk.Found(int(self.params["max_results"]))
         self.skipped = []  # type: t.List[t.Dict[str, str]]
