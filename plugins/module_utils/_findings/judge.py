@@ -253,7 +253,7 @@ def xfs_file_findings(xfs_files: t.Optional[t.Mapping[str, t.Any]],
 def _xfs_file_text(item: t.Mapping[str, t.Any]) -> str:
     parts = ["%d extents" % int(item.get("extents") or 0)]
     if item.get("alloc_bytes") is not None:
-        parts.append("map needs %s, order %s" % (format_bytes(item["alloc_bytes"]), item.get("alloc_order")))
+        parts.append("map needs %d bytes, order %s" % (item["alloc_bytes"], item.get("alloc_order")))
     holders = ["%s(%s)" % (holder.get("comm"), holder.get("pid")) for holder in (item.get("open_by") or [])[:3]]
     if holders:
         parts.append("open by " + ", ".join(holders))

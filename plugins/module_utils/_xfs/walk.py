@@ -65,15 +65,6 @@ class Budget(object):
             self.stopped = "time_limit"
         return self.stopped is None
 
-    def count(self) -> bool:
-        """Count one entry; False once the scan must stop."""
-        self.entries += 1
-        if self.max_files and self.entries >= self.max_files and self.stopped is None:
-            self.stopped = "max_files"
-        if self.entries & 255 == 0:
-            self.time_left()
-        return self.stopped is None
-
 
 class Found(object):
     """The ``limit`` files with the most extents (a heap: memory stays bounded), and how many qualified."""
@@ -278,18 +269,23 @@ class TreeScan(object):
         min_bytes = self.min_bytes
         budget = self.budget
         entries = budget.entries
-        check_at = entries + 4096
+        limit = budget.max_files or float("inf")
+        # The clock is read every 4096 entries (huge directories), the entry limit at every entry.
+        check_at = min(entries + 4096, limit)
         regular = 0
         self.counts["directories"] += 1
         try:
             with _scandir(fd) as listing:
                 for entry in listing:
-                    entries += 1
                     if entries >= check_at:
                         budget.entries = entries
-                        check_at = entries + 4096
-                        if not budget.time_left() or (budget.max_files and entries >= budget.max_files):
+                        check_at = min(entries + 4096, limit)
+                        if entries >= limit:
+                            budget.stopped = budget.stopped or "max_files"
                             break
+                        if not budget.time_left():
+                            break
+                    entries += 1
                     if candidates is not None:
                         ino = entry.inode()
                         if ino in candidates:
@@ -311,8 +307,6 @@ class TreeScan(object):
             self.counts["errors"] += 1
             self._skip(path, "cannot read directory: %s" % (exc.strerror or exc))
         budget.entries = entries
-        if budget.max_files and entries >= budget.max_files and budget.stopped is None:
-            budget.stopped = "max_files"
         self.counts["regular_files"] += regular
         self.counts["too_small"] += regular - len(big)
         return subdirs, big
