@@ -34,7 +34,7 @@ options:
     default: []
   min_extents:
     description:
-      - Leave files with fewer extents than this as they are (RV(files[].action=unchanged)).
+      - Leave files with fewer extents than this as they are (their RV(files) C(action) is V(unchanged)).
     type: int
     default: 2
   dirs:
@@ -78,7 +78,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Measures extents and hints, applies every guard and reports RV(files[].action=would_defragment) and RV(dirs[].action=would_set); runs nothing.
+    details: Measures extents and hints, applies every guard and reports the C(action) V(would_defragment) or V(would_set); runs nothing.
   diff_mode:
     support: none
   platform:
@@ -86,7 +86,7 @@ attributes:
     details: Linux with xfsprogs (C(xfs_fsr), C(xfs_io)), coreutils C(timeout) and util-linux C(ionice).
 notes:
   - C(xfs_fsr) needs free space for a full copy of the file in its file system, and reports to syslog, not to
-    its output, when run without a terminal; RV(files[].extents_after) is the measured result.
+    its output, when run without a terminal; C(extents_after) in RV(files) is the measured result.
   - O(proc_root) is where holders are looked up (C(/proc/PID/fd), C(fdinfo), C(maps)) and the mount table read.
 seealso:
   - module: memfrag.linux.xfs_extent_scan
@@ -114,11 +114,11 @@ files:
     path: {description: The file., type: str}
     action:
       description:
-        - V(defragmented), V(unchanged) (already below O(min_extents), or xfs_fsr could not do better), V(refused)
-          (symlink, not XFS, or busy: see C(reason)), V(not_started) (time limit), V(timed_out), V(failed), or in check
-          mode V(would_defragment).
+        - "V(defragmented), V(unchanged) (already below O(min_extents), or xfs_fsr could not do better), V(refused)
+          (symlink, not XFS, or busy; see C(reason)), V(not_started) (time limit), V(timed_out), V(failed), or in check
+          mode V(would_defragment)."
       type: str
-    reason: {description: Why, for every action but V(defragmented) and V(would_defragment)., type: str}
+    reason: {description: "Why, for every action but V(defragmented) and V(would_defragment).", type: str}
     extents_before: {description: Extents before (null when the file could not be examined)., type: int}
     extents_after: {description: Extents after (the same as before when nothing ran)., type: int}
     changed: {description: The extent count changed., type: bool}
@@ -127,8 +127,15 @@ files:
     rc: {description: Its exit status (124 or 137 when the time limit stopped it)., type: int}
     seconds: {description: How long it ran., type: float}
   sample:
-    - {path: /srv/vm/db01.img, action: defragmented, extents_before: 40852, extents_after: 2, changed: true, rc: 0,
-       seconds: 0.52, open_by: [], command: [/usr/bin/timeout, "-k", "10", "600", /usr/bin/ionice, "-c", "3", /usr/sbin/xfs_fsr, "-v", /srv/vm/db01.img]}
+    - path: /srv/vm/db01.img
+      action: defragmented
+      extents_before: 40852
+      extents_after: 2
+      changed: true
+      rc: 0
+      seconds: 0.52
+      open_by: []
+      command: [/usr/bin/timeout, "-k", "10", "600", /usr/bin/ionice, "-c", "3", /usr/sbin/xfs_fsr, "-v", /srv/vm/db01.img]
 dirs:
   description: One entry per O(dirs) with C(action) (V(set), V(unchanged), V(refused), V(failed), V(would_set)), C(extsize_before) and C(extsize_after) in bytes (0 is no hint).
   returned: always
@@ -202,7 +209,7 @@ def main():
         module.fail_json(msg=exc.message, refused=exc.reason)
     try:
         try:
-            run = Defrag(tools, lambda command: module.run_command(command), params["proc_root"], params["time_limit"],
+            run = Defrag(tools, module.run_command, params["proc_root"], params["time_limit"],
                          params["io_class"], params["allow_busy"], params["min_extents"], module.check_mode)
         except ProcFileError as exc:
             module.fail_json(msg="cannot read the mount table: %s" % exc)
@@ -217,8 +224,8 @@ def main():
         changed = any(entry["action"] in ("would_defragment", "would_set") for entry in files + dirs)
     failed = [entry for entry in files + dirs if entry.get("action") == "failed"]
     if failed:
-        module.fail_json(msg="%d of %d could not be done: %s" % (len(failed), len(files) + len(dirs),
-                                                                  "; ".join("%s: %s" % (entry["path"], entry["reason"]) for entry in failed[:3])),
+        what = "; ".join("%s: %s" % (entry["path"], entry["reason"]) for entry in failed[:3])
+        module.fail_json(msg="%d of %d could not be done: %s" % (len(failed), len(files) + len(dirs), what),
                          changed=changed, files=files, dirs=dirs, lines=summary_lines(files, dirs))
     module.exit_json(changed=changed, files=files, dirs=dirs, lines=summary_lines(files, dirs))
 

@@ -66,12 +66,12 @@ options:
     default: 10000
   max_files:
     description:
-      - Stop after examining this many directory entries (RV(stopped_early.reason=max_files)).
+      - Stop after examining this many directory entries (RV(stopped_early) with C(reason=max_files)).
     type: int
     default: 1000000
   time_limit:
     description:
-      - Stop after this many seconds (RV(stopped_early.reason=time_limit)); at most 86400.
+      - Stop after this many seconds (RV(stopped_early) with C(reason=time_limit)); at most 86400.
     type: float
     default: 60
   max_results:
@@ -114,7 +114,7 @@ attributes:
 notes:
   - O(proc_root) is where processes are read (C(fd), C(fdinfo), C(comm), C(maps)) and the mount table
     (C(self/mountinfo)); the files themselves are always those of this host.
-  - A file deleted while a process holds it is reported in RV(skipped_paths): it cannot be opened by path.
+  - A file deleted while a process holds it is reported in RV(skipped_paths), since it cannot be opened by path.
 seealso:
   - module: memfrag.linux.kernel_log_scan
   - module: memfrag.linux.xfs_defrag

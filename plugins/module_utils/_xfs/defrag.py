@@ -239,18 +239,17 @@ def tools_needed(files: t.Sequence[str], dirs: t.Sequence[str], io_class: str) -
     return needed
 
 
-
 def summary_lines(files: t.Sequence[t.Mapping[str, t.Any]], dirs: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[str]:
     """What an operator reads: each file's and directory's before -> after and what was done (or why not)."""
     lines = []
     for entry in files:
         why = "" if not entry.get("reason") else ": %s" % entry["reason"]
-        lines.append("%s: %s -> %s extents (%s%s)" % (entry["path"], _count(entry.get("extents_before")),
-                                                      _count(entry.get("extents_after")), entry["action"], why))
+        lines.append("%s: %s -> %s extents (%s%s)" % (
+            entry["path"], _count(entry.get("extents_before")), _count(entry.get("extents_after")), entry["action"], why))
     for entry in dirs:
         why = "" if not entry.get("reason") else ": %s" % entry["reason"]
-        lines.append("%s: extent size hint %s -> %s bytes (%s%s)" % (entry["path"], _count(entry.get("extsize_before")),
-                                                                    _count(entry.get("extsize_after")), entry["action"], why))
+        lines.append("%s: extent size hint %s -> %s bytes (%s%s)" % (
+            entry["path"], _count(entry.get("extsize_before")), _count(entry.get("extsize_after")), entry["action"], why))
     return lines
 
 

@@ -78,8 +78,8 @@ def test_unmodelled_era_gives_none():
                                                "getbmap_bytes": None, "getbmap_order": None}
 
 
-@pytest.mark.parametrize("size, page, order", [(1, 4096, 0), (4096, 4096, 0), (4097, 4096, 1), (8192, 4096, 1),
-                                                (8193, 4096, 2), (65552, 65536, 1), (65536, 65536, 0)])
+@pytest.mark.parametrize("size, page, order", [
+    (1, 4096, 0), (4096, 4096, 0), (4097, 4096, 1), (8192, 4096, 1), (8193, 4096, 2), (65552, 65536, 1), (65536, 65536, 0)])
 def test_get_order(size, page, order):
     assert em.alloc_order(size, page) == order
 
