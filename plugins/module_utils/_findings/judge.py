@@ -61,7 +61,6 @@ LOG_SEVERITY = {
 }
 
 
-
 def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
     merged = dict(DEFAULT_THRESHOLDS)
     for key, value in (thresholds or {}).items():

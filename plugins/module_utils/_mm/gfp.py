@@ -157,7 +157,6 @@ _SINGLE_ORDER = [
 ERAS = ("2.6.32", "3.10", "4.4", "4.10", "4.15", "5.1", "6.3")
 
 
-
 def era_of(release: str) -> str:
     """The GFP-layout era of a kernel release (one of ERAS)."""
     version = parse_release(release)
