@@ -85,7 +85,7 @@ def test_enough_trees_cover_the_classes():
 @pytest.mark.parametrize("tree", TREES, ids=[tree["name"] for tree in TREES])
 def test_module_names_the_winner_each_applier_wrote(toolbox, tmp_path, tree):
     root = oracle.build_tree(str(tmp_path / "root"), tree)
-    result, proc = oracle.run_module(root, KEYS, collections=collections_root())
+    result, proc = oracle.model_of(root, KEYS, collections_root())
     assert result is not None and not result.get("failed"), (proc.stdout, proc.stderr)
     model = result["boot"]
     truth = {}
@@ -115,3 +115,48 @@ def test_module_names_the_winner_each_applier_wrote(toolbox, tmp_path, tree):
     for key in tree.get("unset") or []:
         assert truth["systemd"][key] is None and truth["procps"][key] is None, (key, truth)
     assert any(value is not None for applier in truth.values() for value in applier.values()), truth
+
+
+def _warnings(result):
+    # ansible-core 2.19 returns warnings as event summaries, older releases as strings.
+    return [w if isinstance(w, str) else w.get("event", {}).get("msg", "") for w in result.get("warnings", [])]
+
+
+def _baseline(root, settings, **options):
+    args = {"settings": settings, "config_root": root, "proc_root": os.path.join(root, "proc"), "apply": False}
+    args.update(options)
+    return oracle.run_module(root, args, collections_root())
+
+
+def test_later_exclusion_fails_or_warns_and_systemd_really_drops_the_key(toolbox, tmp_path):
+    root = oracle.build_tree(str(tmp_path / "root"), {"files": {
+        "/etc/sysctl.d/90-local.conf": "# leave it to the kernel\n-vm.swappiness\n"}})
+    result, proc = _baseline(root, {"vm.swappiness": 17})
+    assert result["failed"], proc.stdout
+    assert "-vm.swappiness in /etc/sysctl.d/90-local.conf line 2" in result["msg"]
+    assert not os.path.exists(os.path.join(root, "etc", "sysctl.d", "60-memfrag.conf"))
+
+    result, proc = _baseline(root, {"vm.swappiness": 17}, on_override="warn")
+    assert not result.get("failed") and result["file_changed"], proc.stdout
+    assert any("excludes vm.swappiness" in w and "systemd-sysctl" in w for w in _warnings(result))
+    assert result["precedence"]["vm.swappiness"]["excluded_by"] == {"file": "/etc/sysctl.d/90-local.conf", "line": 2}
+    assert result["precedence"]["vm.swappiness"]["procps"]["file"] == "/etc/sysctl.d/60-memfrag.conf"
+    # What the warning says is what the real programs do with the tree the module left.
+    assert oracle.run_applier(root, toolbox["path"], "systemd")[0]["vm.swappiness"] is None
+    assert oracle.run_applier(root, toolbox["path"], "procps")[0]["vm.swappiness"] == "17"
+
+
+def test_exclusion_in_our_own_dropin_is_removed(toolbox, tmp_path):
+    root = oracle.build_tree(str(tmp_path / "root"), {"files": {
+        "/etc/sysctl.d/60-memfrag.conf": "vm.swappiness = 5\n-vm.swappiness\nvm.dirty_ratio = 12\n"}})
+    written, _run = oracle.run_applier(root, toolbox["path"], "systemd")
+    assert written["vm.swappiness"] is None  # the line really makes systemd-sysctl skip the key
+    result, proc = _baseline(root, {"vm.swappiness": 17})
+    assert not result.get("failed") and result["file_changed"], proc.stdout
+    assert any("removed the exclusion line -vm.swappiness" in w for w in _warnings(result))
+    with open(os.path.join(root, "etc", "sysctl.d", "60-memfrag.conf")) as handle:
+        text = handle.read()
+    assert "-vm.swappiness" not in text and "vm.dirty_ratio = 12" in text
+    for applier in ("systemd", "procps"):
+        written, _run = oracle.run_applier(root, toolbox["path"], applier)
+        assert (written["vm.swappiness"], written["vm.dirty_ratio"]) == ("17", "12"), applier

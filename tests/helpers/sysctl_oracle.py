@@ -202,16 +202,11 @@ def candidates(root, case, written):
     return found
 
 
-def run_module(root, keys, python=sys.executable, collections=None):
-    """vm_sysctl's own answer for the tree: check mode, state=absent of a probe file nobody has."""
-    args = {"ANSIBLE_MODULE_ARGS": {
-        "settings": dict((key, None) for key in keys), "state": "absent",
-        "file": "/run/sysctl.d/zz-oracle-probe.conf", "config_root": root,
-        "proc_root": os.path.join(root, "proc"), "apply": False, "_ansible_check_mode": True,
-    }}
+def run_module(root, args, collections, python=sys.executable):
+    """Run vm_sysctl as Ansible would (a module process reading its arguments file); (result, proc)."""
     args_path = os.path.join(os.path.dirname(root), "module-args.json")
     with open(args_path, "w") as handle:
-        json.dump(args, handle)
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
     module = os.path.join(collections, "ansible_collections", "memfrag", "linux", "plugins", "modules",
                           "vm_sysctl.py")
     env = dict(os.environ, PYTHONPATH=collections)
@@ -221,3 +216,12 @@ def run_module(root, keys, python=sys.executable, collections=None):
         return json.loads(proc.stdout), proc
     except ValueError:
         return None, proc
+
+
+def model_of(root, keys, collections):
+    """vm_sysctl's own answer for the tree: check mode, state=absent of a probe file nobody has."""
+    return run_module(root, {
+        "settings": dict((key, None) for key in keys), "state": "absent",
+        "file": "/run/sysctl.d/zz-oracle-probe.conf", "config_root": root,
+        "proc_root": os.path.join(root, "proc"), "apply": False, "_ansible_check_mode": True,
+    }, collections)
