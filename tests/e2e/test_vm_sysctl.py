@@ -19,8 +19,6 @@ import subprocess
 import pytest
 import yaml
 
-
-
 VM = "/proc/sys/vm"
 TOUCHED = ("min_free_kbytes", "vfs_cache_pressure", "watermark_scale_factor", "page-cluster", "swappiness",
            "dirty_ratio", "dirty_background_ratio", "lowmem_reserve_ratio")
