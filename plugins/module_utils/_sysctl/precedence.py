@@ -544,4 +544,3 @@ def overrides(precedence: t.Mapping[str, t.Mapping[str, t.Any]], own_path: str,
             else:
                 conflicting.append(message + " (wanted %s)" % wanted[key])
     return conflicting, redundant
-
