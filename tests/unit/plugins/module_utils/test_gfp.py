@@ -10,8 +10,8 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import (ERAS, decode, era_of, flag_table,
-                                                                         parse_mode, parse_release, split_names)
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import (
+    ERAS, decode, era_of, flag_table, parse_mode, parse_release, split_names)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "cases", "gfp.yml")) as handle:

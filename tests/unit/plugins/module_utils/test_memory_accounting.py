@@ -88,7 +88,6 @@ def test_rss_above_used_is_explained_by_sharing():
     assert "more than used" in result["explanation"]
 
 
-
 def test_gather_slab_heavy_fixture(fixtures_dir):
     root = os.path.join(fixtures_dir, "proc", "meminfo-slab-heavy")
     facts, warnings = meminfo_facts.gather(root, 4096, top=2)
