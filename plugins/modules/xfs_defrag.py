@@ -137,7 +137,9 @@ files:
       open_by: []
       command: [/usr/bin/timeout, "-k", "10", "600", /usr/bin/ionice, "-c", "3", /usr/sbin/xfs_fsr, "-v", /srv/vm/db01.img]
 dirs:
-  description: One entry per O(dirs) with C(action) (V(set), V(unchanged), V(refused), V(failed), V(would_set)), C(extsize_before) and C(extsize_after) in bytes (0 is no hint).
+  description:
+    - One entry per O(dirs) with C(action) (V(set), V(unchanged), V(refused), V(failed), V(would_set)), C(extsize_before)
+      and C(extsize_after) in bytes (0 is no hint).
   returned: always
   type: list
   elements: dict
