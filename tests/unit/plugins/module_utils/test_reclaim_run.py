@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import threading
 
 import pytest
@@ -150,8 +151,60 @@ def test_slow_sync_refuses(tree):
     assert not (tree / "lib" / "drop_caches.state.json").exists()
 
 
-def test_unwritable_audit_log_is_a_warning_not_a_failure(tree):
-    (tree / "log").write_text("a file where the directory should be")
+@pytest.mark.parametrize("spoil", ["file_for_dir", "symlink", "fifo"])
+def test_audit_log_that_cannot_be_written_refuses_before_the_trigger(tree, spoil):
+    """Issue 10 item 7: an unwritable or symlinked audit log used to leave the trigger running, unaudited."""
+    if spoil == "file_for_dir":
+        (tree / "log").write_text("a file where the directory should be")
+    else:
+        (tree / "log").mkdir()
+        if spoil == "symlink":
+            os.symlink(str(tree / "elsewhere.log"), str(tree / "log" / "reclaim.log"))
+        else:
+            os.mkfifo(str(tree / "log" / "reclaim.log"))
     result = run(request(tree))
+    assert result["failed"] is True and result["changed"] is False and result["refused"] == "io"
+    assert (tree / "proc/sys/vm/compact_memory").read_text() == ""
+    assert not (tree / "lib").exists() and not (tree / "elsewhere.log").exists()
+
+
+def test_symlinked_state_dir_refuses_before_the_trigger(tree):
+    """Issue 10 item 7: a symlinked state_dir meant the cooldown was never saved, so it never applied."""
+    (tree / "real-state").mkdir()
+    os.symlink(str(tree / "real-state"), str(tree / "lib"))
+    result = run(request(tree))
+    assert result["failed"] is True and result["refused"] in ("io", "state") and "symbolic link" in result["msg"]
+    assert (tree / "proc/sys/vm/compact_memory").read_text() == ""
+    assert os.listdir(str(tree / "real-state")) == []
+    (line,) = audit_lines(tree)  # the refusal itself is audited
+    assert line["refused"] == result["refused"] and line["changed"] is False
+
+
+def test_fifo_trigger_is_refused_without_blocking(tree):
+    trigger = tree / "proc/sys/vm/compact_memory"
+    trigger.unlink()
+    os.mkfifo(str(trigger))
+    result = run(request(tree))
+    assert result["failed"] is True and result["refused"] == "io" and "not a regular file" in result["msg"]
+
+
+def test_failed_after_measurement_is_still_audited(tree):
+    """Issue 10 item 2: a run that wrote the trigger and then failed measuring left no audit line."""
+    def spoil():
+        (tree / "proc/buddyinfo").write_text("Node 0, zone   Normal %s 1 1\n" % ("9" * 5000))
+    result = run(request(tree, sync=True, sync_timeout=5, sync_function=spoil))
     assert result["changed"] is True and result["failed"] is False
-    assert any("audit log" in w for w in result["warnings"])
+    assert any("cannot measure after" in w for w in result["warnings"])
+    (line,) = audit_lines(tree)
+    assert line["changed"] is True and line["written"]
+
+
+def test_trigger_failure_puts_the_cooldown_back(tree):
+    (tree / "proc/sys/vm/compact_memory").chmod(0o444)
+    subprocess.run(["chattr", "+i", str(tree / "proc/sys/vm/compact_memory")], check=True)
+    try:
+        result = run(request(tree))
+    finally:
+        subprocess.run(["chattr", "-i", str(tree / "proc/sys/vm/compact_memory")], check=True)
+    assert result["failed"] is True and result["changed"] is False
+    assert not (tree / "lib" / "compact_memory.state.json").exists()
