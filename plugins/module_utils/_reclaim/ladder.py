@@ -338,9 +338,9 @@ class Ladder(object):
                            % (path, original))
         if error is not None and not written:
             raise _Refused(error.reason, error.message)
-        label = "hugetlb_compact (%d of %d huge pages of %d KiB taken and given back)" % (obtained, count, hp_size // 1024)
-        self._after(step="hugetlb_compact", what=label, before=before, started=started, written=written,
-                    extra={"huge_pages_wanted": count, "huge_pages_obtained": obtained})
+        self._after("hugetlb_compact", "hugetlb_compact", before, started, written,
+                    extra={"huge_pages_wanted": count, "huge_pages_obtained": obtained},
+                    detail=" (%d of %d huge pages of %d KiB taken and given back)" % (obtained, count, hp_size // 1024))
 
     def _restore_number(self, path: str, original: int) -> bool:
         for dummy in range(3):
@@ -364,8 +364,8 @@ class Ladder(object):
         value = "%d" % amount
         if int(self.latest["meminfo"].get("SwapTotal", 0)) > 0:
             value += " swappiness=0"
-        self._trigger(result, "cgroup_reclaim", "cgroup memory.reclaim %d MiB" % (amount // MIB), [(path, value)],
-                      partial_ok=True)
+        self._trigger(result, "cgroup_reclaim", "cgroup memory.reclaim", [(path, value)], partial_ok=True,
+                      detail=" of %d MiB" % (amount // MIB))
         if self.plan.compact_after_free and not self.progress["target_met"]:
             self._compact(result, "cgroup_reclaim", " after memory.reclaim")
 
@@ -403,7 +403,7 @@ class Ladder(object):
     # -- one trigger, measured and recorded ---------------------------------------------------------------------------
 
     def _trigger(self, result: t.Dict[str, t.Any], step: str, what: str, targets: t.List[t.Tuple[str, str]],
-                 partial_ok: bool = False, extra: t.Optional[t.Dict[str, t.Any]] = None) -> None:
+                 partial_ok: bool = False, extra: t.Optional[t.Dict[str, t.Any]] = None, detail: str = "") -> None:
         if self.audit_error is not None:
             raise _Refused("io", self.audit_error)
         for path, dummy in targets:
@@ -423,14 +423,14 @@ class Ladder(object):
                 else:
                     if written:
                         result["changed"] = True
-                        self._after(step, what, before, started, written, extra)
+                        self._after(step, what, before, started, written, extra, detail)
                     raise _Refused(exc.reason, exc.message)
             written.append({"path": path, "value": value})
             result["changed"] = True
-        self._after(step, what, before, started, written, extra)
+        self._after(step, what, before, started, written, extra, detail)
 
     def _after(self, step: str, what: str, before: t.Dict[str, t.Any], started: float, written: t.List[t.Dict[str, str]],
-               extra: t.Optional[t.Dict[str, t.Any]] = None) -> None:
+               extra: t.Optional[t.Dict[str, t.Any]] = None, detail: str = "") -> None:
         seconds = time.monotonic() - started
         try:
             after = self._measure()
@@ -442,7 +442,7 @@ class Ladder(object):
         self.latest = after
         self.progress = self._judge(after)
         delta = counters_delta(before.get("counters"), after.get("counters"))
-        line = summary(what, before["zones"], after["zones"], seconds, orders=[self.plan.order],
+        line = summary(what + detail, before["zones"], after["zones"], seconds, orders=[self.plan.order],
                        before_mem=before.get("meminfo"), after_mem=after.get("meminfo"), counters=delta)
         if extra and extra.get("partial"):
             line += " (the kernel reclaimed less than asked)"

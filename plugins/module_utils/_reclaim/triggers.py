@@ -95,7 +95,8 @@ def check_writable(path: str) -> None:
 
 def write_trigger(path: str, value: str) -> None:
     """Write ``value`` to an existing kernel trigger file. Never creates a file, never follows a link."""
-    fd = _open_trigger(path, os.O_WRONLY, value)
+    # O_TRUNC as the shell's `echo 1 >` does: kernel files ignore it, a fake tree gets the value alone.
+    fd = _open_trigger(path, os.O_WRONLY | os.O_TRUNC, value)
     try:
         os.write(fd, value.encode("ascii"))
     except (IOError, OSError) as exc:

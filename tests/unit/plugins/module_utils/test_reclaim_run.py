@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import RunLock
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import Request, run
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import Request, check_options, run
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "reclaim", "fragmented")
 MIB = 1024 * 1024
@@ -208,3 +208,25 @@ def test_trigger_failure_puts_the_cooldown_back(tree):
         subprocess.run(["chattr", "-i", str(tree / "proc/sys/vm/compact_memory")], check=True)
     assert result["failed"] is True and result["changed"] is False
     assert not (tree / "lib" / "compact_memory.state.json").exists()
+
+
+@pytest.mark.parametrize("params, problem", [
+    ({"page_size": -4096, "cooldown": 900}, "page_size must be a power of two"),
+    ({"page_size": 4097, "cooldown": 900}, "page_size must be a power of two"),
+    ({"page_size": None, "cooldown": -1}, "cooldown must be between 0"),
+    ({"page_size": None, "cooldown": 900, "nodes": ["²"]}, "nodes must be [all] or a list of NUMA node ids"),
+    ({"page_size": None, "cooldown": 900, "compact_nodes": ["auto", "0"]}, "compact_nodes must be"),
+    ({"page_size": None, "cooldown": 900, "sync_timeout": 10 ** 12}, "sync_timeout must be between"),
+    ({"page_size": None, "cooldown": 900, "sync_timeout": 90000}, "sync_timeout must be at most"),
+])
+def test_check_options_refuses(params, problem):
+    counts = ("sync_timeout",) if "sync_timeout" in params else ()
+    assert problem in check_options(params, counts=counts)
+
+
+@pytest.mark.parametrize("params", [
+    {"page_size": None, "cooldown": 0}, {"page_size": 65536, "cooldown": 900, "nodes": ["all"]},
+    {"page_size": 4096, "cooldown": 900, "nodes": ["0", "12"]}, {"page_size": None, "cooldown": 1, "compact_nodes": ["auto"]},
+])
+def test_check_options_accepts(params):
+    assert check_options(params) is None
