@@ -152,7 +152,17 @@ class LabGuest(object):
                 self.ssh("cat > /root/%s << 'MEMFRAG_EOF'\n%s\nMEMFRAG_EOF" % (name, handle.read()))
 
     def ssh(self, command, timeout=900):
-        return self.vms.ssh(self.vm, command, timeout=timeout)
+        # Under software emulation on a busy machine sshd can miss the 5 s banner timeout: retry the connection
+        # (ssh exits 255 for connection trouble, never for the command's own status here).
+        for attempt in range(6):
+            proc = subprocess.run(self.vms.ssh_cmd(self.vm, command), capture_output=True, text=True, timeout=timeout,
+                                  check=False)
+            if proc.returncode != 255:
+                break
+            time.sleep(5 * (attempt + 1))
+        if proc.returncode != 0:
+            raise RuntimeError("ssh %s %r failed (%d): %s" % (self.vm.name, command, proc.returncode, proc.stderr))
+        return proc.stdout
 
     def read(self, path):
         return self.ssh("cat %s" % path).strip()
@@ -196,7 +206,8 @@ class LabGuest(object):
         with open(inventory, "w") as handle:
             json.dump({"all": {"hosts": self.vms.inventory()}}, handle)
         extra = dict(_ladder_vars(target_mb, self.zone, "/root/bench-" + name), memfrag_become=True)
-        return _playbook(["-i", inventory], extra, {"ANSIBLE_HOST_KEY_CHECKING": "false", "ANSIBLE_PIPELINING": "true"})
+        return _playbook(["-i", inventory], extra, {"ANSIBLE_HOST_KEY_CHECKING": "false", "ANSIBLE_PIPELINING": "true",
+                                                    "ANSIBLE_TIMEOUT": "60", "ANSIBLE_SSH_RETRIES": "5"})
 
     def close(self):
         try:
@@ -235,6 +246,7 @@ def side(host, name, shape):
         "target_met": fact.get("target_met"),
         "migrated": livemem.delta(before, after, "pgmigrate_success"),
         "reached_by": next((a["action"] for a in result.get("steps", []) if a.get("target_met")), None),
+        "step_lines": [a["summary"] for a in result.get("steps", [])],
     }
 
 
@@ -247,6 +259,8 @@ def show(row, zone):
              "" if row["target_met"] is None else " (target %d MiB %s%s)" % (
                  row["target_mib"], "met" if row["target_met"] else "NOT met",
                  ", reached by %s" % row["reached_by"] if row["reached_by"] else "")))
+    for line in row["step_lines"]:
+        print("         step: %s" % line)
 
 
 def compare(ladder, blunt):
