@@ -39,20 +39,26 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(TESTS, "helpers"))
-sys.path.insert(0, os.path.join(TESTS, "lab"))
+# A script, not a test: it puts tests/ on the path as tests/pytest.ini does for the suites.
 sys.path.insert(0, TESTS)
-sys.path.insert(0, os.path.join(TESTS, "e2e"))
-from collection_tree import REPO_ROOT  # noqa: E402
-from conftest import ansible_env  # noqa: E402  (the e2e harness's environment and JSON callback)
-from fragmenter import Fragmenter  # noqa: E402
-import lab  # noqa: E402
-import livemem  # noqa: E402
+from collection_tree import CALLBACK_PLUGINS, collections_root, REPO_ROOT  # noqa: E402
+from helpers import livemem  # noqa: E402
+from helpers.fragmenter import Fragmenter  # noqa: E402
+from lab import lab  # noqa: E402
 
 MIB = livemem.MIB
 PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "reclaim.yml")
 LADDER_TASK = "Reclaim memory, least damage first"
 TUNABLES = ("/proc/sys/vm/compaction_proactiveness", "/proc/sys/vm/nr_hugepages")
+
+
+def ansible_env(extra=None):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_STDOUT_CALLBACK="memfrag_test_json",
+               ANSIBLE_CALLBACK_PLUGINS=CALLBACK_PLUGINS, ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+               ANSIBLE_RETRY_FILES_ENABLED="false", ANSIBLE_NOCOLOR="1")
+    env.update(extra or {})
+    return env
 
 
 def _playbook(inventory_args, extra, env_extra=None):
@@ -207,6 +213,7 @@ class LabGuest(object):
             json.dump({"all": {"hosts": self.vms.inventory()}}, handle)
         extra = dict(_ladder_vars(target_mb, self.zone, "/root/bench-" + name), memfrag_become=True)
         return _playbook(["-i", inventory], extra, {"ANSIBLE_HOST_KEY_CHECKING": "false", "ANSIBLE_PIPELINING": "true",
+                                                    "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
                                                     "ANSIBLE_TIMEOUT": "60", "ANSIBLE_SSH_RETRIES": "5"})
 
     def close(self):

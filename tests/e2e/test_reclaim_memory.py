@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers"))
-from reclaim_tree import audit, guard_args, make_tree, one_task  # noqa: E402
+from helpers.reclaim_tree import audit, guard_args, make_tree, one_task
 
 TRIGGERS = ("proc/sys/vm/compact_memory", "proc/sys/vm/drop_caches", "sys/fs/cgroup/memory.reclaim")
 

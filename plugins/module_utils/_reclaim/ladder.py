@@ -31,8 +31,9 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import (
     AuditLog, GuardError, RunLock, cooldown_remaining, dirty_bytes, read_state, restore_state, write_state)
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.measure import (
-    MIB, buddy_snapshot, counters_delta, counters_snapshot, meminfo_snapshot, summary)
+    buddy_snapshot, counters_delta, counters_snapshot, meminfo_snapshot, summary)
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.policy import need
+from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.triggers import (
     TriggerError, bounded_sync, check_writable, compact_paths, read_number, write_trigger)
 

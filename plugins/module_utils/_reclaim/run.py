@@ -19,7 +19,8 @@ import typing as t
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import (
     AuditLog, GuardError, RunLock, cooldown_remaining, dirty_bytes, read_state, restore_state, write_state)
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.measure import MIB, buddy_snapshot, counters_delta, counters_snapshot, meminfo_snapshot, summary
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.measure import buddy_snapshot, counters_delta, counters_snapshot, meminfo_snapshot, summary
+from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.triggers import NODE_ID, TriggerError, bounded_sync, check_writable, write_trigger
 
 
