@@ -267,7 +267,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import page_size_of_host, page_size_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import page_size_of_host
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.ladder import DEFAULT_STEPS, STEPS, Host, Ladder, Plan
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import GUARD_ARGUMENT_SPEC, check_options
 

@@ -150,7 +150,7 @@ class LabGuest(object):
         self.warm_mib = 48
         self.tmp = tempfile.mkdtemp(prefix="memfrag-bench-lab-")
         self.vms = lab.VmLab(self.tmp, specs=[("vm61", "6.1.")])
-        self.vms.start()
+        self.vms.start(timeout=1200)  # a busy 2-CPU machine boots a TCG guest slowly
         self.vm = self.vms.vms[0]
         self.label = "lab guest %s, kernel %s, 512 MiB" % (self.vm.name, self.vm.kernel_release)
         for name in ("fragmenter.py", "livemem.py"):

@@ -22,7 +22,6 @@ nr_hugepages (and compaction_proactiveness) end where they started, and restores
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 

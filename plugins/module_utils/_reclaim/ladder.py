@@ -523,8 +523,8 @@ class Ladder(object):
                                  "check mode: %s is not available here" % step})
         result["changed"] = any(a["changed"] for a in self.actions)
         result["would"] = [a["summary"] for a in self.actions]
-        return self._finish(result, started, "check mode: would run, each only while the target is missed: "
-                                              + "; ".join(a["action"] for a in self.actions if a["changed"]))
+        plan = "; ".join(a["action"] for a in self.actions if a["changed"])
+        return self._finish(result, started, "check mode: would run, each only while the target is missed: " + plan)
 
     def _would(self, step: str) -> t.Optional[str]:
         host = self.host

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim import measure as measure
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim import measure
 
 TREE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "reclaim", "fragmented", "proc")
 
