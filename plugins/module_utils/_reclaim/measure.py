@@ -6,6 +6,7 @@
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.fragmentation import free_bytes_at_or_above_order, free_pages
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
@@ -37,19 +38,12 @@ def buddy_snapshot(proc_root: str, page_size: int) -> t.Tuple[t.List[t.Dict[str,
     zones, warnings = _parsed(parse_buddyinfo, proc_root, "buddyinfo")
     result = []
     for zone in zones:
-        by_order = [count * (page_size << order) for order, count in enumerate(zone.free_blocks)]
-        at_or_above = []
-        running = 0
-        for value in reversed(by_order):
-            running += value
-            at_or_above.append(running)
-        at_or_above.reverse()
         result.append({
             "node": zone.node,
             "zone": zone.zone,
             "free_blocks": list(zone.free_blocks),
-            "free_bytes": running,
-            "free_bytes_at_or_above_order": at_or_above,
+            "free_bytes": free_pages(zone.free_blocks) * page_size,
+            "free_bytes_at_or_above_order": free_bytes_at_or_above_order(zone.free_blocks, page_size),
         })
     return result, warnings
 
