@@ -262,14 +262,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release, read_release
 from ansible_collections.memfrag.linux.plugins.module_utils._units import KIB
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import is_managed, plan_dropin
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import (
     SYSCTL_DIRS, analyse, collect, overrides, shadow_of, values_equal)
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import (
-    SYSCTL_READ_LIMIT, TRIGGERS, normalize_key, parse_kernel_release, read_runtime, runtime_has, validate,
+    TRIGGERS, normalize_key, read_runtime, runtime_has, validate,
     write_runtime)
 
 FILE_MODE = 0o644
@@ -380,7 +380,7 @@ def main():
     if release is None:
         module.warn("kernel version unknown (no readable %s/sys/kernel/osrelease); using the ranges of current kernels"
                     % proc_root)
-    kernel = parse_kernel_release(release or "")
+    kernel = parse_release(release)
 
     result = dict(changed=False, file=dest, file_changed=False, runtime_changed=False, settings={}, persisted={},
                   runtime={}, precedence={}, overrides=[], skipped_keys=[], kernel=release)

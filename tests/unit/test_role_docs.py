@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Every role README's variable table is generated from its meta/argument_specs.yml (scripts/role-docs);
+"""Every role README's variable table is generated from its meta/argument_specs.yml (scripts/role_docs.py);
 this fails when a table drifts from the spec, names the README, and says how to regenerate it."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ansible_collections.memfrag.linux.tests.collection_tree import REPO_ROOT
 
 
 def _generator():
-    path = os.path.join(REPO_ROOT, "scripts", "role-docs")
+    path = os.path.join(REPO_ROOT, "scripts", "role_docs.py")
     loader = importlib.machinery.SourceFileLoader("memfrag_role_docs", path)
     spec = importlib.util.spec_from_loader("memfrag_role_docs", loader)
     module = importlib.util.module_from_spec(spec)
@@ -33,7 +33,7 @@ def test_readme_table_is_generated_from_argument_specs(role):
         spec = yaml.safe_load(handle)
     with open(os.path.join(REPO_ROOT, "roles", role, "README.md")) as handle:
         readme = handle.read()
-    assert ROLE_DOCS.render(readme, spec) == readme, "roles/%s/README.md drifted from argument_specs: run scripts/role-docs" % role
+    assert ROLE_DOCS.render(readme, spec) == readme, "roles/%s/README.md drifted from argument_specs: run scripts/role_docs.py" % role
     for name in spec["argument_specs"]["main"]["options"]:
         assert "| `%s` |" % name in readme
 

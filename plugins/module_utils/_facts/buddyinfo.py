@@ -18,7 +18,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo im
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.pagetypeinfo import PAGETYPEINFO_CAP, free_pages_of_types, parse_pagetypeinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import (
     ProcFileError, orders_page_size_problem, page_size_of_host, read_text)
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, SYSCTL_READ_LIMIT, read_vm_tunables
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, read_vm_tunables
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import fragmentation_counters, parse_vmstat
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import (
     ERA_LEGACY,

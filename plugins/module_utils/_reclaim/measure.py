@@ -11,7 +11,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo im
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import read_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import parse_vmstat
-from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB, format_mib
+from ansible_collections.memfrag.linux.plugins.module_utils._units import format_mib
 
 MEMINFO_FIELDS = ("MemFree", "Cached", "SReclaimable", "Dirty", "Writeback")
 # What compaction did, in the kernel's own counters: pages moved, pages that could not be moved, and

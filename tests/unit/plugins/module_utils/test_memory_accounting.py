@@ -12,7 +12,7 @@ import yaml
 from ansible_collections.memfrag.linux.tests.collection_tree import corpus_dir
 
 from ansible_collections.memfrag.linux.plugins.module_utils._facts import meminfo as meminfo_facts
-from ansible_collections.memfrag.linux.plugins.module_utils._mm import accounting as accounting
+from ansible_collections.memfrag.linux.plugins.module_utils._mm import accounting
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 

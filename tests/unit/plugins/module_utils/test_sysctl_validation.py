@@ -9,8 +9,9 @@ import os
 import pytest
 import yaml
 
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release as parse_kernel_release
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import (
-    parse_kernel_release, range_for, read_runtime, runtime_has, validate, write_runtime)
+    range_for, read_runtime, runtime_has, validate, write_runtime)
 
 CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_validation.yml")
 with open(CASES_FILE) as _handle:
