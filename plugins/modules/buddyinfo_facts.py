@@ -38,6 +38,9 @@ options:
         tree (a sosreport from an arm64 64K-page host, say) it is inferred from C(meminfo) C(MemTotal)
         divided by the sum of zoneinfo C(managed) pages when both are there and agree with a
         common page size, else the running host's.
+      - When it falls back to the running host's and the number of orders in buddyinfo is not what
+        a default kernel with that page size has (14 orders are arm64 with 64 KiB pages, 11 most 4 KiB
+        kernels), a warning says which page sizes fit.
     type: int
   gather_subset:
     description:

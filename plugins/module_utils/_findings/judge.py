@@ -12,6 +12,7 @@ severities are ordered ``critical > warning > info``.
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.remedies import add_remedies
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB, format_bytes
 
@@ -244,7 +245,6 @@ def xfs_file_findings(xfs_files: t.Optional[t.Mapping[str, t.Any]],
             message += (" The messages' %d-byte allocation is the extent index of a file with %d-%d extents."
                         % (item["size"], span[0], span[1]))
             break
-    message += " Defragment them with the memfrag.linux.xfs_extents role."
     worst = max(int(item.get("alloc_order") or 0) for item in files)
     return [_finding("critical" if worst >= order else "warning", "xfs_fragmented_files", message, None, None, numbers)]
 
@@ -262,8 +262,11 @@ def _xfs_file_text(item: t.Mapping[str, t.Any]) -> str:
 def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optional[t.Mapping[str, t.Any]] = None,
                   log_scan: t.Optional[t.Mapping[str, t.Any]] = None,
                   thresholds: t.Optional[t.Mapping[str, t.Any]] = None,
+                  host: t.Optional[str] = None,
                   xfs_files: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
-    """All findings for one host, most severe first (stable within a severity).
+    """All findings for one host, most severe first (stable within a severity), each warning and critical one with
+    its ``remedy`` (``host`` is the inventory name the remedies' commands limit to). ``xfs_files`` is the
+    ``memfrag_xfs_files`` fact of an XFS extent scan.
 
     Raises ValueError for thresholds that are unknown or out of range (check_thresholds).
     """
@@ -276,7 +279,7 @@ def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optio
     if meminfo:
         findings.extend(memory_findings(meminfo, thresholds))
     findings.sort(key=lambda item: -SEVERITY_RANK[item["severity"]])
-    return findings
+    return add_remedies(findings, host, (buddyinfo or {}).get("tunables"))
 
 
 def verdict(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
@@ -289,8 +292,23 @@ def verdict(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
         top = [item["message"] for item in findings if item["severity"] == severity]
         summary = top[0] if len(top) == 1 else "%s (and %d more %s findings)" % (top[0], len(top) - 1, severity)
     # What an operator reads: the verdict, then every finding with its severity.
-    lines = ["%s: %s" % (severity.upper(), summary)] + ["%s: %s" % (item["severity"], item["message"]) for item in findings]
-    return {"severity": severity, "summary": summary, "counts": _severity_counts(findings), "lines": lines}
+    lines = ["%s: %s" % (severity.upper(), summary)]
+    remedies = []  # type: t.List[str]
+    for item in findings:
+        lines.append("%s: %s" % (item["severity"], item["message"]))
+        if item.get("remedy"):
+            lines.append("  remedy: %s" % item["remedy"])
+            if item["remedy"] not in remedies:
+                remedies.append(item["remedy"])
+    return {"severity": severity, "summary": summary, "counts": _severity_counts(findings), "lines": lines,
+            "remedies": remedies}
+
+
+def fails(verdict_severity: str, fail_on: str) -> bool:
+    """Whether a host with this verdict fails under ``fail_on`` (none, warning or critical)."""
+    if fail_on == "none":
+        return False
+    return SEVERITY_RANK.get(verdict_severity, 0) >= SEVERITY_RANK[fail_on]
 
 
 def _severity_counts(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, int]:

@@ -194,6 +194,7 @@ _SINGLE_ORDER = [
 
 ERAS = ("2.6.32", "3.10", "4.4", "4.10", "4.15", "5.1", "5.14", "5.18", "6.3", "6.15")
 
+
 def era_of(release: str) -> str:
     """The GFP-layout era of a kernel release (one of ERAS)."""
     version = parse_release(release)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import host_findings, verdict, xfs_file_findings
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.remedies import remedy
 from ansible_collections.memfrag.linux.plugins.module_utils._xfs import scan
 
 QEMU = {"comm": "qemu-kvm", "pid": 6902, "events": 12, "size": 65552, "matched_by": "pid", "pids": [6902]}
@@ -28,7 +29,8 @@ def test_a_file_whose_map_needs_the_order_that_matters_is_critical():
     assert finding["message"].startswith("XFS deadlock messages name qemu-kvm(6902); the XFS files with the most extents are "
                                          "/var/lib/libvirt/images/db01.img (1048612 extents; map needs 65552 bytes, order 5; open by qemu-kvm(6902)).")
     assert "65552-byte allocation is the extent index of a file with 1048577-1048832 extents" in finding["message"]
-    assert finding["message"].endswith("Defragment them with the memfrag.linux.xfs_extents role.")
+    assert finding["message"].endswith("extent index of a file with 1048577-1048832 extents.")
+    assert remedy(finding, "db01").startswith("ansible db01 -b -m memfrag.linux.xfs_defrag -a '{\"files\":[\"/var/lib/libvirt/images/db01.img\"]}' (xfs_fsr")
     assert finding["numbers"]["files"][0]["alloc_order"] == 5
 
 
@@ -61,9 +63,11 @@ def test_none_found_is_info_and_no_scan_is_nothing():
 
 
 def test_part_of_the_host_verdict():
-    findings = host_findings(None, None, {"counts": {"xfs_alloc_deadlock": 12}}, None, _fact([IMAGE]))
+    findings = host_findings(None, None, {"counts": {"xfs_alloc_deadlock": 12}}, None, "vm host 1", _fact([IMAGE]))
     assert [item["code"] for item in findings] == ["xfs_alloc_deadlock_logged", "xfs_fragmented_files"]
     assert verdict(findings)["severity"] == "critical"
+    # the inventory name is untrusted: quoted for the shell
+    assert findings[1]["remedy"].startswith("ansible 'vm host 1' -b -m memfrag.linux.xfs_defrag")
 
 
 def test_host_files_scans_only_when_asked():
