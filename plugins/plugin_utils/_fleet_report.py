@@ -409,8 +409,8 @@ def _host_row(row: t.Dict[str, t.Any]) -> str:
     if xfs and xfs["files"]:
         logs += '<div class="xfs">XFS files with the most extents%s:<ul class="find">%s</ul></div>' % (
             " (scan stopped early)" if xfs["stopped_early"] else "",
-            "".join("<li>%s: %s extents (map order %s)</li>" % (e(str(item["path"])), e(str(item["extents"])),
-                                                               e(str(item["alloc_order"]))) for item in xfs["files"]))
+            "".join("<li>%s: %s extents (map order %s)</li>" % (
+                e(str(item["path"])), e(str(item["extents"])), e(str(item["alloc_order"]))) for item in xfs["files"]))
     cells.append('<td class="logs">%s</td>' % logs)
     tun = []
     for tunable in row["tunables"]:

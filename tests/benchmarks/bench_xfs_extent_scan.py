@@ -100,7 +100,7 @@ def build_tree(mount, files, fragmented, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--files", type=int, default=100000)
     parser.add_argument("--fragmented", type=int, default=5, help="fragmented files planted in the tree")
     parser.add_argument("--min-extents", type=int, default=1000)
