@@ -12,6 +12,8 @@ severities are ordered ``critical > warning > info``.
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import check_log_scan
+
 SEVERITY_RANK = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
 
 DEFAULT_THRESHOLDS = {
@@ -201,6 +203,7 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
     findings = []
     if not log_scan:
         return findings
+    check_log_scan(log_scan)  # ValueError naming the field, e.g. counts given as a list
     counts = log_scan.get("counts") or {}
     first_seen = log_scan.get("first_seen") or {}
     last_seen = log_scan.get("last_seen") or {}

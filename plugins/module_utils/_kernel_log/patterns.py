@@ -69,7 +69,7 @@ LITERALS = dict((needle, tuple((literal, literal.index(needle)) for literal, n i
 _TEXT_LITERALS = tuple(literal.decode("ascii") for literal, _needle in _LITERAL_NEEDLE)
 _HUNG = "blocked for more than "
 _SECONDS_AFTER = re.compile(rb"[0-9]+ seconds")
-_SECONDS_AFTER_TEXT = re.compile(r"[0-9]+ seconds")
+_HUNG_TEXT = re.compile(r"blocked for more than [0-9]+ seconds")
 
 # U+00A0 in UTF-8. Text pasted from web pages and tickets has it between words; such lines are read with
 # plain spaces and their events are marked as not byte-exact kernel output.
@@ -95,26 +95,23 @@ def confirm_at(buf: t.Union[bytes, bytearray], hit: int, needle: bytes) -> bool:
     return False
 
 
+_LITERAL_BYTES = tuple(literal for literal, _needle in _LITERAL_NEEDLE if literal != b"blocked for more than ")
+_HUNG_BYTES = re.compile(rb"blocked for more than [0-9]+ seconds")
+
+
 def confirm_line(line: bytes) -> bool:
-    """True when a raw line holds a confirmed needle (what a file scan decodes)."""
-    for needle in NEEDLES:
-        found = line.find(needle)
-        while found != -1:
-            if confirm_at(line, found, needle):
-                return True
-            found = line.find(needle, found + 1)
-    return False
+    """True when a raw line holds one of the literals, non-breaking spaces read as spaces (C-level scans only)."""
+    if NBSP_NEEDLE in line:
+        line = line.replace(NBSP_NEEDLE, b" ")
+    return any(literal in line for literal in _LITERAL_BYTES) or _HUNG_BYTES.search(line) is not None
 
 
 def confirm_text(message: str) -> bool:
     """True when decoded text holds one of the literals (kmsg and journal records, NBSP lines)."""
     for literal in _TEXT_LITERALS:
         if literal == _HUNG:
-            found = message.find(_HUNG)
-            while found != -1:
-                if _SECONDS_AFTER_TEXT.match(message, found + len(_HUNG)):
-                    return True
-                found = message.find(_HUNG, found + 1)
+            if _HUNG_TEXT.search(message):
+                return True
         elif literal in message:
             return True
     return False
@@ -252,15 +249,15 @@ def _iso_time(match: t.Match) -> t.Optional[float]:
         return None
 
 
-def _syslog(text: str, reference: float) -> t.Optional[t.Tuple[bool, t.Optional[str], t.Optional[str], t.Optional[float], int]]:
-    """(kernel, tag, host, timestamp, message start) when ``text`` starts with a syslog prefix."""
-    match = _STAMP_BSD.match(text)
+def _syslog(text: str, reference: float, position: int = 0) -> t.Optional[t.Tuple[bool, t.Optional[str], t.Optional[str], t.Optional[float], int]]:
+    """(kernel, tag, host, timestamp, message start) when ``text`` has a syslog prefix at ``position``."""
+    match = _STAMP_BSD.match(text, position)
     if match:
         stamp = _bsd_time(match, reference)
     else:
-        match = _STAMP_ISO.match(text)
+        match = _STAMP_ISO.match(text, position)
         if not match:
-            dateless = _SYSLOG_DATELESS_KERNEL.match(text)
+            dateless = _SYSLOG_DATELESS_KERNEL.match(text, position)
             if dateless:
                 return True, "kernel", dateless.group("host"), None, dateless.end()
             return None
@@ -286,39 +283,43 @@ def _syslog(text: str, reference: float) -> t.Optional[t.Tuple[bool, t.Optional[
     return False, None, host, stamp, position
 
 
+_SPACES = re.compile(r"\s*")
+
+
 def parse_prefix(line: str, reference: float) -> Speaker:
     """Split a physical log line into who/when and the kernel message.
 
     ``reference`` (epoch seconds, e.g. the file's mtime) supplies the year syslog dates lack. Every
-    pattern here is anchored and bounded: cost is linear in the line whatever it holds.
+    pattern here is anchored at a position and bounded, and the text is cut once at the end: cost is
+    linear in the line whatever it holds.
     """
-    text = line.strip()
-    if text.startswith("> "):  # mail quoting in pasted excerpts
-        text = text[2:].lstrip()
+    text = line.rstrip()
+    position = _SPACES.match(text).end()
+    if text.startswith("> ", position):  # mail quoting in pasted excerpts
+        position = _SPACES.match(text, position + 2).end()
     origin = "text"
     kernel = True
     tag = None
     host = None
     timestamp = None
-    found = _syslog(text, reference)
+    found = _syslog(text, reference, position)
     if found is not None:
-        kernel, tag, host, timestamp, start = found
+        kernel, tag, host, timestamp, position = found
         origin = "syslog"
-        text = text[start:]
     uptime = None
     for _attempt in range(4):  # "<4>[ 12.3] [ T12] ..." in any order, each at most once in practice
-        stripped = text.lstrip()
-        match = _LEVEL.match(stripped)
+        position = _SPACES.match(text, position).end()
+        match = _LEVEL.match(text, position)
         if match:
-            text = stripped[match.end():]
+            position = match.end()
             continue
-        match = _UPTIME.match(stripped)
+        match = _UPTIME.match(text, position)
         if match:
             uptime = float(match.group("up"))
             origin = "dmesg" if origin == "text" else origin
-            text = stripped[match.end():]
+            position = match.end()
             continue
-        match = _DMESG_T.match(stripped)
+        match = _DMESG_T.match(text, position)
         if match:
             try:
                 timestamp = time.mktime((int(match.group("year")), _MONTHS[match.group("mon")], int(match.group("day")),
@@ -326,20 +327,21 @@ def parse_prefix(line: str, reference: float) -> Speaker:
             except (ValueError, OverflowError):
                 pass
             origin = "dmesg" if origin == "text" else origin
-            text = stripped[match.end():]
+            position = match.end()
             continue
-        match = _CALLER.match(stripped)
+        match = _CALLER.match(text, position)
         if match:
-            text = stripped[match.end():]
+            position = match.end()
             continue
         break
-    return Speaker(origin, kernel, tag, timestamp, uptime, text.strip(), host)
+    return Speaker(origin, kernel, tag, timestamp, uptime, text[_SPACES.match(text, position).end():], host)
 
 
 def has_prefix(line: str) -> bool:
     """True when the line starts with a syslog or dmesg prefix (it is not a wrapped continuation)."""
-    text = line.strip()
-    return bool(_STAMP_BSD.match(text) or _STAMP_ISO.match(text) or _UPTIME.match(text) or _DMESG_T.match(text))
+    position = _SPACES.match(line).end()
+    return bool(_STAMP_BSD.match(line, position) or _STAMP_ISO.match(line, position) or _UPTIME.match(line, position)
+                or _DMESG_T.match(line, position))
 
 
 # ---- stage 3: the message forms ------------------------------------------------------------------
@@ -375,6 +377,7 @@ _GFP_TAIL = (r"(?:\s*order:(?P<order>[0-9]+),?)?(?:\s*mode:0x(?P<mode>[0-9a-fA-F
 _PAF_TAIL = re.compile(r"[.:]?\s*" + _GFP_TAIL, re.ASCII)
 _STALL_TAIL = re.compile(r"(?P<ms>[0-9]+)ms,?\s*" + _GFP_TAIL, re.ASCII)
 _HUNG_TAIL = re.compile(r"(?P<seconds>[0-9]+) seconds")
+_HUNG_ANY = re.compile(r"blocked for more than (?P<seconds>[0-9]+) seconds")
 _OOM_INVOKED_NEEDLE = " invoked oom-killer: gfp_mask=0x"
 _OOM_INVOKED_TAIL = re.compile(r"(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]{0,%d})\))?(?:, nodemask=[^,]{0,%d})?"
                                r"(?:, order=(?P<order>-?[0-9]+))?" % (_NAMES_MAX, _NAMES_MAX))
@@ -412,9 +415,23 @@ def decode_into(fields: t.Dict[str, t.Any], release: str) -> bool:
     return True
 
 
+# A kernel message holds the literal of its form once (a comm is at most 15 bytes and cannot hold another).
+# Only the first few occurrences are looked at: a line repeating a literal thousands of times costs a few
+# finds over its length, not a parse per repetition.
+MAX_OCCURRENCES = 8
+
+
+def _occurrences(message: str, needle: str, start: int = 0) -> t.Iterator[int]:
+    found = message.find(needle, start)
+    for _count in range(MAX_OCCURRENCES):
+        if found == -1:
+            return
+        yield found
+        found = message.find(needle, found + 1)
+
+
 def _xfs(message: str, kernel_release: t.Optional[str]) -> t.Optional[Match]:
-    found = message.find(_XFS_NEEDLE)
-    while found != -1:
+    for found in _occurrences(message, _XFS_NEEDLE):
         problems = []  # type: t.List[str]
         comm = pid = None
         if found >= 5 and _XFS_PREFIX.match(message, found - 5):
@@ -437,7 +454,6 @@ def _xfs(message: str, kernel_release: t.Optional[str]) -> t.Optional[Match]:
                       "function": tail.group("function")}
             fields.update(_gfp_fields(tail.group("mode"), None, kernel_release, problems))
             return Match("xfs_alloc_deadlock", fields, complete=tail.group("mode") is not None, problems=problems)
-        found = message.find(_XFS_NEEDLE, found + 1)
     return None
 
 
@@ -450,8 +466,7 @@ def _page_alloc(message: str, kernel_release: t.Optional[str]) -> t.Optional[Mat
         fields = {"comm": message[:found], "order": _number(tail.group("order"), "order", ORDER_MAX, problems)}
         fields.update(_gfp_fields(tail.group("mode"), tail.group("names"), kernel_release, problems))
         return Match("page_alloc_failure", fields, complete=tail.group("mode") is not None, problems=problems)
-    found = message.find(_STALL_NEEDLE, 1)
-    while found != -1:
+    for found in _occurrences(message, _STALL_NEEDLE, 1):
         tail = _STALL_TAIL.match(message, found + len(_STALL_NEEDLE))
         if tail:
             problems = []
@@ -460,7 +475,6 @@ def _page_alloc(message: str, kernel_release: t.Optional[str]) -> t.Optional[Mat
                       "seconds": None if milliseconds is None else milliseconds / 1000.0}
             fields.update(_gfp_fields(tail.group("mode"), tail.group("names"), kernel_release, problems))
             return Match("page_alloc_stall", fields, complete=tail.group("mode") is not None, problems=problems)
-        found = message.find(_STALL_NEEDLE, found + 1)
     return None
 
 
@@ -476,8 +490,7 @@ def _digits_before(message: str, end: int) -> int:
 def _hung_task(message: str) -> t.Optional[Match]:
     task = message.find("task ")
     overlong = False
-    found = message.find(" " + _HUNG)
-    while found != -1:
+    for found in _occurrences(message, " " + _HUNG):
         tail = _HUNG_TAIL.match(message, found + 1 + len(_HUNG))
         digits = _digits_before(message, found)
         overlong = overlong or found - digits > _MAX_DIGITS
@@ -494,46 +507,36 @@ def _hung_task(message: str) -> t.Optional[Match]:
                                            "pid": _number(message[digits:found], "pid", PID_MAX_LIMIT, problems),
                                            "seconds": _number(tail.group("seconds"), "seconds", S64_MAX, problems)},
                              problems=problems)
-        found = message.find(" " + _HUNG, found + 1)
-    found = message.find(_HUNG)
-    while found != -1:
-        tail = _HUNG_TAIL.match(message, found + len(_HUNG))
-        if tail:  # "INFO: task" / "comm:pid blocked ..." wrapped onto two lines
-            problems = ["pid with more than %d digits" % _MAX_DIGITS] if overlong else []
-            return Match("hung_task", {"seconds": _number(tail.group("seconds"), "seconds", S64_MAX, problems)},
-                         complete=False, problems=problems)
-        found = message.find(_HUNG, found + 1)
+    tail = _HUNG_ANY.search(message)
+    if tail:  # "INFO: task" / "comm:pid blocked ..." wrapped onto two lines
+        problems = ["pid with more than %d digits" % _MAX_DIGITS] if overlong else []
+        return Match("hung_task", {"seconds": _number(tail.group("seconds"), "seconds", S64_MAX, problems)},
+                     complete=False, problems=problems)
     return None
 
 
 def _oom_report(message: str, kernel_release: t.Optional[str]) -> t.Optional[Match]:
-    found = message.find(_OOM_INVOKED_NEEDLE, 1)
-    while found != -1:
+    for found in _occurrences(message, _OOM_INVOKED_NEEDLE, 1):
         tail = _OOM_INVOKED_TAIL.match(message, found + len(_OOM_INVOKED_NEEDLE))
         if tail:
             problems = []  # type: t.List[str]
             fields = {"comm": message[:found], "order": _number(tail.group("order"), "order", ORDER_MAX, problems, -1)}
             fields.update(_gfp_fields(tail.group("mode"), tail.group("names"), kernel_release, problems))
             return Match("oom_invoked", fields, problems=problems)
-        found = message.find(_OOM_INVOKED_NEEDLE, found + 1)
-    found = message.find(_OOM_CONSTRAINT_NEEDLE)
-    while found != -1:
+    for found in _occurrences(message, _OOM_CONSTRAINT_NEEDLE):
         word = _WORD.match(message, found + len(_OOM_CONSTRAINT_NEEDLE))
         if word:
             problems = []
             fields = {"constraint": word.group(), "comm": None, "killed_pid": None}
-            # ",task=%s,pid=%d" further on; each comma-free comm is looked at once.
-            task = message.find(",task=", word.end())
-            while task != -1:
+            # ",task=%s,pid=%d" further on (the comm holds no comma).
+            for task in _occurrences(message, ",task=", word.end()):
                 comma = message.find(",", task + 6)
                 pid = _PID_TAIL.match(message, comma) if comma != -1 else None
                 if pid:
                     fields.update(comm=message[task + 6:comma],
                                   killed_pid=_number(pid.group("pid"), "pid", PID_MAX_LIMIT, problems))
                     break
-                task = message.find(",task=", task + 1)
             return Match("oom_constraint", fields, problems=problems)
-        found = message.find(_OOM_CONSTRAINT_NEEDLE, found + 1)
     return None
 
 
@@ -543,8 +546,7 @@ def _comm_in_parentheses(message: str, start: int, after: str) -> int:
 
 
 def _oom_kill(message: str) -> t.Optional[Match]:
-    found = message.find("Killed process ")
-    while found != -1:
+    for found in _occurrences(message, "Killed process "):
         if found == 0 or message.startswith(": ", found - 2):
             head = _KILLED_HEAD.match(message, found + 15)
             if head:
@@ -554,9 +556,7 @@ def _oom_kill(message: str) -> t.Optional[Match]:
                     return Match("oom_killed", {"comm": message[head.end():end],
                                                 "killed_pid": _number(head.group("pid"), "pid", PID_MAX_LIMIT, problems)},
                                  problems=problems)
-        found = message.find("Killed process ", found + 1)
-    found = message.find("Kill process ")
-    while found != -1:
+    for found in _occurrences(message, "Kill process "):
         head = _KILL_HEAD.match(message, found + 13)
         if head:
             end = _comm_in_parentheses(message, head.end(), ") sharing same memory")
@@ -565,22 +565,18 @@ def _oom_kill(message: str) -> t.Optional[Match]:
                 return Match("oom_kill_shared_mm", {"comm": message[head.end():end],
                                                     "killed_pid": _number(head.group("pid"), "pid", PID_MAX_LIMIT, problems)},
                              problems=problems)
-        found = message.find("Kill process ", found + 1)
-    found = message.find("ill process ", 1)
-    while found != -1:
+    for found in _occurrences(message, "ill process ", 1):
         if message[found - 1] in "Kk":
             head = _KILL_HEAD.match(message, found + 12)
             if head:
-                end = _comm_in_parentheses(message, head.end(), ") score ")
-                while end != -1:
+                window = head.end() + COMM_WINDOW + 8
+                for end in _occurrences(message[:window], ") score ", head.end()):
                     score = _SCORE_TAIL.match(message, end + 8)
                     if score:
                         problems = []
                         return Match("oom_kill_candidate", {
                             "comm": message[head.end():end],
                             "pid": _number(head.group("pid"), "pid", PID_MAX_LIMIT, problems)}, problems=problems)
-                    end = message.find(") score ", end + 1, head.end() + COMM_WINDOW + 8)
-        found = message.find("ill process ", found + 1)
     return None
 
 
@@ -623,13 +619,10 @@ def release_of(message: str) -> t.Optional[t.Tuple[str, str]]:
         match = _LINUX_VERSION.match(message, found)
         if match:
             return match.group("release"), "Linux version line"
-    found = message.find("ainted")
-    while found != -1:
-        # A bounded window around each "ainted": "Not t" before it, taint flags and the release after it.
-        match = _TAINTED.search(message, max(0, found - 5), found + 200)
-        if match:
-            return match.group("release"), "taint line"
-        found = message.find("ainted", found + 1)
+    # One pass: each attempt is bounded (taint flags, release), and starts only at "N" or "T".
+    match = _TAINTED.search(message) if "ainted" in message else None
+    if match:
+        return match.group("release"), "taint line"
     return None
 
 

@@ -21,8 +21,8 @@ import typing as t
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import parse_release
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import DEFAULT_PATHS, SOURCES
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
-    FORMS, KINDS, MAX_LINE, NEEDLES, RELEASE_NEEDLES, Match, classify_message, confirm_text, decode_into, has_prefix,
-    iso, normalise_spaces, parse_prefix, parse_since, release_of)
+    FORMS, KINDS, NEEDLES, RELEASE_NEEDLES, Match, Speaker, classify_message, confirm_line, confirm_text, decode_into,
+    has_prefix, iso, normalise_spaces, parse_prefix, parse_since, release_of)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (
     JournalEntry, LineHit, NotRegularFile, compression_of, confirm_release, journal_available, open_decompressed,
     open_regular, read_journal, read_kmsg, read_up_to, scan_plain_file, scan_stream, skip_bytes)
@@ -234,29 +234,40 @@ def _exact_message(line: str, normalised: str, message: str) -> bool:
     return "\xa0" not in original[len(original) - len(message):] if message else True
 
 
+# Bytes of a line enough to read its syslog and dmesg prefixes (time, a host of up to 255 characters, tag).
+SPEAKER_BYTES = 4096
+
+
+def _speaker(raw: bytes, reference: float) -> Speaker:
+    """Who wrote a line, from its first SPEAKER_BYTES only: a long line from another program is dismissed
+    without decoding or copying the rest of it."""
+    return parse_prefix(normalise_spaces(raw[:SPEAKER_BYTES].decode("utf-8", "replace"))[0], reference)
+
+
 def feed_line_hit(summary: Summary, hit: LineHit, path: str, reference: float,
                   kernel_release: t.Optional[str]) -> t.Optional[bool]:
     """Classify one file line; returns whether its bytes were invalid UTF-8 (None: not an event line).
 
     Who wrote the line is settled first, from its prefix: a line another program wrote is only counted in
-    ``ignored.not_kernel`` and its message is never classified.
+    ``ignored.not_kernel`` and its message is never decoded whole, let alone classified.
     """
-    raw_text, invalid = _decode(hit.line)
-    text, spaced = normalise_spaces(raw_text)
-    if not confirm_text(text):
+    if not confirm_line(hit.line):
         return None  # no event text (a line found for its non-breaking spaces only, or handed in unchecked)
-    speaker = parse_prefix(text, reference)
+    speaker = _speaker(hit.line, reference)
     origin, kernel, timestamp, host = speaker.origin, speaker.kernel, speaker.timestamp, speaker.host
     if speaker.origin == "text" and hit.previous is not None:
         # A line without prefix continues the line before it (wrapping): same speaker, same time.
-        previous = parse_prefix(normalise_spaces(_decode(hit.previous)[0])[0], reference)
+        previous = _speaker(hit.previous, reference)
         if previous.origin == "syslog":
             origin, kernel, timestamp, host = "syslog", previous.kernel, previous.timestamp, previous.host
         elif previous.origin == "dmesg":
             origin, timestamp = "dmesg", previous.timestamp
     if not kernel:
         summary.ignored["not_kernel"] += 1
-        return invalid
+        return False
+    raw_text, invalid = _decode(hit.line)
+    text, spaced = normalise_spaces(raw_text)
+    speaker = parse_prefix(text, reference)
     match = _classify(speaker.message, kernel_release)
     if match is None:
         return None

@@ -28,7 +28,7 @@ import zlib
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
     LITERALS, MAX_LINE, NBSP_NEEDLE, NEEDLES, RELEASE_NEEDLES, confirm_at)
 
-CHUNK = 8 * 1024 * 1024
+CHUNK = 1024 * 1024  # small enough that a chunk stays in cache while every needle is searched in it
 # A partial line longer than any line worth reading (MAX_LINE) is not carried over to the next chunk: the
 # rest of it is skipped up to its newline. Together with CHUNK this bounds the scan's memory.
 MAX_CARRY = MAX_LINE + 1
