@@ -243,12 +243,15 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
+from ansible_collections.memfrag.linux.plugins.module_utils._units import KIB
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import is_managed, plan_dropin
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import (
     SYSCTL_DIRS, analyse, collect, overrides, shadow_of, values_equal)
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import (
-    SYSCTL_READ_LIMIT, TRIGGERS, mem_total_kb, normalize_key, parse_kernel_release, read_runtime, runtime_has, validate,
+    SYSCTL_READ_LIMIT, TRIGGERS, normalize_key, parse_kernel_release, read_runtime, runtime_has, validate,
     write_runtime)
 
 FILE_MODE = 0o644
@@ -355,22 +358,20 @@ def main():
             break
     directory, dest = _dropin_location(module, config_root, file_path)
 
-    try:
-        release = read_text(proc_root, "sys/kernel/osrelease", SYSCTL_READ_LIMIT).strip()
-    except ProcFileError as exc:
-        release = None
-        module.warn("kernel version unknown (%s); using the ranges of current kernels" % exc)
+    release = read_release(proc_root)
+    if release is None:
+        module.warn("kernel version unknown (no readable %s/sys/kernel/osrelease); using the ranges of current kernels"
+                    % proc_root)
     kernel = parse_kernel_release(release or "")
 
     result = dict(changed=False, file=dest, file_changed=False, runtime_changed=False, settings={}, persisted={},
                   runtime={}, precedence={}, overrides=[], skipped_keys=[], kernel=release)
 
     if state == "present":
-        meminfo = None
-        try:
-            meminfo = mem_total_kb(read_text(proc_root, "meminfo"))
-        except ProcFileError as exc:
-            module.warn("MemTotal unknown: %s" % exc)
+        mem_total, why = mem_total_bytes(proc_root)
+        meminfo = None if mem_total is None else mem_total // KIB
+        if why:
+            module.warn("MemTotal unknown: %s" % why)
         checked = validate(p["settings"], kernel, meminfo, lambda key: runtime_has(proc_root, key))
         refusals = list(checked.refused)
         if not p["force"]:

@@ -30,6 +30,9 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import
     watermark_verdicts,
 )
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo, zone_indexes
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.subsets import resolve_subsets as resolve
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
 
 OPTIONAL_SUBSETS = ("pagetypeinfo", "zoneinfo", "vmstat", "sysctl")
 ALL_SUBSETS = ("buddyinfo",) + OPTIONAL_SUBSETS
@@ -40,30 +43,8 @@ _COMMON_PAGE_SIZES = (4096, 8192, 16384, 65536)
 
 
 def resolve_subsets(requested: t.Iterable[str]) -> t.List[str]:
-    """Expand ``gather_subset`` (``all``, names, ``!name``) into the optional files to read.
-
-    Raises ValueError for an unknown name or an attempt to exclude buddyinfo.
-    """
-    include = set()  # type: t.Set[str]
-    exclude = set()  # type: t.Set[str]
-    for item in requested:
-        name = item.strip()
-        negate = name.startswith("!")
-        if negate:
-            name = name[1:]
-        if name == "all":
-            (exclude if negate else include).update(OPTIONAL_SUBSETS)
-            continue
-        if name not in ALL_SUBSETS:
-            raise ValueError("unknown gather_subset %r; choose from all, %s (or !name)" % (item, ", ".join(ALL_SUBSETS)))
-        if name == "buddyinfo":
-            if negate:
-                raise ValueError("buddyinfo is always gathered; it cannot be excluded")
-            continue
-        (exclude if negate else include).add(name)
-    if not include and exclude:
-        include.update(OPTIONAL_SUBSETS)  # only exclusions given: start from everything
-    return [name for name in OPTIONAL_SUBSETS if name in include and name not in exclude]
+    """Expand ``gather_subset`` into the optional files to read (see _facts/subsets.py)."""
+    return resolve(requested, "buddyinfo", OPTIONAL_SUBSETS)
 
 
 def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], warnings: t.List[str]):
@@ -85,12 +66,6 @@ def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], 
     return result
 
 
-def _kernel_release(proc_root: str) -> t.Optional[str]:
-    try:
-        return read_text(proc_root, "sys/kernel/osrelease", limit=SYSCTL_READ_LIMIT).strip() or None
-    except ProcFileError:
-        return None
-
 
 def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
     """MemTotal is totalram_pages in kB and totalram is the sum of managed pages: their ratio is the page size.
@@ -103,18 +78,13 @@ def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
     managed = sum(zone.fields.get("managed", 0) for zone in zoneinfo)
     if managed <= 0:
         return None
-    try:
-        meminfo = read_text(proc_root, "meminfo", limit=1024 * 1024)
-    except ProcFileError:
+    mem_total, _why = mem_total_bytes(proc_root)
+    if mem_total is None:
         return None
-    for line in meminfo.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "MemTotal:" and parts[1].isdigit():
-            ratio = int(parts[1]) * 1024.0 / managed
-            for size in _COMMON_PAGE_SIZES:
-                if abs(ratio - size) <= size * 0.005:
-                    return size
-            return None
+    ratio = float(mem_total) / managed
+    for size in _COMMON_PAGE_SIZES:
+        if abs(ratio - size) <= size * 0.005:
+            return size
     return None
 
 
@@ -185,7 +155,7 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
         sources.setdefault(name, SOURCE_SKIPPED)
     sources.setdefault("sys/vm", SOURCE_SKIPPED)
 
-    release = _kernel_release(proc_root)
+    release = read_release(proc_root)
     page_size_source = "option"
     if page_size is None:
         inferred = None

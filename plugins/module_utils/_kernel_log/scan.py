@@ -18,7 +18,7 @@ import stat
 import time
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import parse_release
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import require_release as parse_release
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import DEFAULT_PATHS, SOURCES
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
     FORMS, KINDS, NEEDLES, RELEASE_NEEDLES, Match, Speaker, classify_message, confirm_line, confirm_text, decode_into,

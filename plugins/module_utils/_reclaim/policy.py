@@ -14,8 +14,8 @@ the target measures. A zone that matters is short when its free memory in blocks
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import check_log_scan
+from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB
 
-MIB = 1024 * 1024
 # kernel_log_scan event kinds that mean an allocation could not be served (kernel words vary by era).
 ALLOCATION_EVENT_WORDS = ("alloc", "deadlock", "stall")
 TRUSTED_ORIGINS = ("kmsg", "journal")

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from helpers.kernel_log_adversarial import GENERATORS, KERNEL_PREFIX, LENGTHS, PREFIX_GENERATORS, USER_PREFIX
+from ansible_collections.memfrag.linux.tests.helpers.kernel_log_adversarial import GENERATORS, KERNEL_PREFIX, LENGTHS, PREFIX_GENERATORS, USER_PREFIX
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import sources
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (classify_message, confirm_text,
