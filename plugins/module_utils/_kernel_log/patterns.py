@@ -366,7 +366,6 @@ _NAMES_MAX = 2048  # "(GFP_...|...)" as %pGg prints it is a few hundred characte
 
 _XFS_NEEDLE = "possible memory allocation deadlock"
 _XFS_PREFIX = re.compile(r"[Xx][Ff][Ss]: ")
-_XFS_COMM_PID = re.compile(r"[Xx][Ff][Ss]: (?P<comm>.+)\((?P<pid>[0-9]+)\) $")
 _XFS_TAIL = re.compile(r"(?:\s+size (?P<size>[0-9]+))?(?:\s+in (?P<function>\w{1,128}))?"
                        r"(?:\s*\(mode:0x(?P<mode>[0-9a-fA-F]+))?", re.ASCII)
 _PAF_NEEDLE = ": page allocation failure"
@@ -436,17 +435,17 @@ def _xfs(message: str, kernel_release: t.Optional[str]) -> t.Optional[Match]:
         if found >= 5 and _XFS_PREFIX.match(message, found - 5):
             start = True
         else:
-            # "XFS: comm(pid) possible ...": the comm sits in a bounded window before the pid.
-            window = max(0, found - 5 - COMM_WINDOW - 2 - _MAX_DIGITS - 2)
-            head = None
-            for prefix in _XFS_PREFIX.finditer(message, window, found):
-                head = _XFS_COMM_PID.match(message, prefix.start(), found)
-                if head:
-                    break
-            start = head is not None
-            if head:
-                comm = head.group("comm")
-                pid = _number(head.group("pid"), "pid", PID_MAX_LIMIT, problems)
+            # "XFS: comm(pid) possible ...": the pid ends just before, the comm sits in a bounded window before it.
+            start = False
+            if message.startswith(") ", found - 2):
+                digits = len(message[:found - 2].rstrip("0123456789"))
+                paren = digits - 1
+                if digits < found - 2 and paren >= 1 and message[paren] == "(":
+                    prefix = _XFS_PREFIX.search(message, max(0, paren - 5 - COMM_WINDOW), paren)
+                    if prefix is not None and prefix.end() < paren:
+                        start = True
+                        comm = message[prefix.end():paren]
+                        pid = _number(message[digits:found - 2], "pid", PID_MAX_LIMIT, problems)
         if start:
             tail = _XFS_TAIL.match(message, found + len(_XFS_NEEDLE))
             fields = {"comm": comm, "pid": pid, "size": _number(tail.group("size"), "size", U64_MAX, problems),
