@@ -39,6 +39,8 @@ EDGE_SECONDS = 2.0
 # Distinct (host, second, message) keys remembered to recognise a kernel line written to two files. A host
 # spamming event lines must not grow memory without bound: past this, later lines are no longer compared.
 MAX_COPY_KEYS = 200000
+# Notes on skipped paths listed one by one in the result.
+MAX_NOTES = 50
 # Release changes remembered per file (a log spanning kernel upgrades has a few; hostile text could have many).
 MAX_RELEASES = 1000
 
@@ -298,14 +300,14 @@ def expand_paths(patterns: t.Sequence[str], warn: Warn) -> t.Tuple[t.List[t.Tupl
         if not matches:
             notes.append("%s: no such file" % pattern)
         for path in matches:
-            if os.path.islink(path):
-                # Never follow a link out of the directory it sits in (a root-run module reading
-                # whatever a link points at would disclose it).
-                real = os.path.realpath(path)
-                if os.path.dirname(real) != os.path.realpath(os.path.dirname(path)):
-                    notes.append("%s: symlink to %s outside its directory; not followed" % (path, real))
-                    continue
             try:
+                if os.path.islink(path):
+                    # Never follow a link out of the directory it sits in (a root-run module reading
+                    # whatever a link points at would disclose it).
+                    real = os.path.realpath(path)
+                    if os.path.dirname(real) != os.path.realpath(os.path.dirname(path)):
+                        notes.append("%s: symlink to %s outside its directory; not followed" % (path, real))
+                        continue
                 st = os.stat(path)
             except OSError as exc:
                 notes.append("%s: %s" % (path, exc.strerror))
@@ -314,6 +316,8 @@ def expand_paths(patterns: t.Sequence[str], warn: Warn) -> t.Tuple[t.List[t.Tupl
                 notes.append("%s: not a regular file; skipped" % path)
                 continue
             found[path] = st
+    if len(notes) > MAX_NOTES:  # a glob over /proc/*/fd/* skips thousands of links: say how many, not each
+        notes[MAX_NOTES:] = ["%d more paths skipped for the same reasons" % (len(notes) - MAX_NOTES)]
     return sorted(found.items(), key=lambda item: (item[1].st_mtime, item[0])), notes
 
 
