@@ -375,8 +375,9 @@ def main():
         print("counts: %s" % full["counts"])
         decoded = [e for e in full["events"] if e.get("gfp_release")]
         if decoded:
-            print("GFP modes decoded with %s (%s), e.g. %s" % (decoded[-1]["gfp_release"], decoded[-1]["gfp_release_source"],
-                                                             decoded[-1].get("gfp_flags")))
+            last = decoded[-1]
+            print("GFP modes decoded with %s (%s), e.g. %s"
+                  % (last["gfp_release"], last["gfp_release_source"], last.get("gfp_flags")))
         print("warnings: %s" % (warnings or "none"))
         print()
         print("side by side (%.2f GiB, best of %d, median in brackets):" % (gib, args.rounds))

@@ -349,12 +349,11 @@ def file_releases(path: str, expected: t.Optional[os.stat_result], warn: Warn) -
             return found
         compression = compression_of(raw.read(6))
         raw.seek(0)
-        quiet = lambda _message: None  # noqa: E731 - the event scan of this file reported its damage already
         if compression:
-            items = scan_stream(open_decompressed(raw, compression), path, 0, quiet, needles=RELEASE_NEEDLES,
+            items = scan_stream(open_decompressed(raw, compression), path, 0, _quiet, needles=RELEASE_NEEDLES,
                                 confirm=confirm_release)
         else:
-            items = scan_plain_file(raw, path, 0, st.st_size, quiet, needles=RELEASE_NEEDLES, confirm=confirm_release)
+            items = scan_plain_file(raw, path, 0, st.st_size, _quiet, needles=RELEASE_NEEDLES, confirm=confirm_release)
         reference = st.st_mtime
         for item in items:
             if isinstance(item, int):
@@ -368,6 +367,10 @@ def file_releases(path: str, expected: t.Optional[os.stat_result], warn: Warn) -
                     break
                 found.append((item.offset, named[0], named[1]))
     return found
+
+
+def _quiet(_message: str) -> None:
+    """Warnings of a second pass over a file: its event scan reported the damage already."""
 
 
 def _usable_release(release: str) -> bool:

@@ -17,12 +17,12 @@ import pytest
 
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import log_findings
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import sources
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (classify_message, confirm_line,
-                                                                                       parse_prefix, release_of)
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
+    classify_message, confirm_line, parse_prefix, release_of)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import check_log_scan, log_scan_problem
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import scan
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import (empty_state, load_state, save_state,
-                                                                                     state_path_problem)
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import (
+    empty_state, load_state, save_state, state_path_problem)
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.policy import allocation_events
 
 XFS = "XFS: possible memory allocation deadlock in kmem_alloc (mode:0x250)"

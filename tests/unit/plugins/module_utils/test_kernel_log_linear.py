@@ -20,8 +20,8 @@ import pytest
 from ansible_collections.memfrag.linux.tests.helpers.kernel_log_adversarial import GENERATORS, KERNEL_PREFIX, LENGTHS, PREFIX_GENERATORS, USER_PREFIX
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import sources
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (classify_message, confirm_text,
-                                                                                       parse_prefix, release_of)
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
+    classify_message, confirm_text, parse_prefix, release_of)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import Summary, feed_line_hit
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import LineHit
 

@@ -22,12 +22,12 @@ import time
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import patterns
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (FORMS, classify_message,
-                                                                                       parse_prefix, release_of)
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
+    FORMS, classify_message, parse_prefix, release_of)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import Summary, feed_line_hit, run_scan
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import LineHit
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import (empty_state, load_state, save_state,
-                                                                                     state_path_problem)
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import (
+    empty_state, load_state, save_state, state_path_problem)
 
 EXAMPLES = int(os.environ.get("MEMFRAG_FUZZ_EXAMPLES", "60"))
 SUITE = settings(max_examples=EXAMPLES, deadline=None, derandomize="MEMFRAG_FUZZ_EXAMPLES" not in os.environ, database=None,
@@ -114,13 +114,12 @@ _json_value = st.recursive(
 _record = st.fixed_dictionaries({}, optional={
     "dev": _json_value, "ino": _json_value, "offset": _json_value, "head_len": _json_value, "head_sha1": _json_value,
     "path": _json_value, "raw_size": _json_value, "mtime": _json_value, "compressed": _json_value})
+_journal = st.one_of(_json_value, st.fixed_dictionaries({"cursor": _json_value, "first": _json_value}))
+_kmsg = st.one_of(_json_value, st.fixed_dictionaries({"boot_id": _json_value, "seq": _json_value}))
 _state = st.one_of(
     _json_value,
     st.fixed_dictionaries({"version": st.sampled_from([1, 1, 2, "1", True]), "files": st.lists(_record, max_size=4)},
-                          optional={"journal": st.one_of(_json_value, st.fixed_dictionaries(
-                              {"cursor": _json_value, "first": _json_value})),
-                                    "kmsg": st.one_of(_json_value, st.fixed_dictionaries(
-                                        {"boot_id": _json_value, "seq": _json_value}))}))
+                          optional={"journal": _journal, "kmsg": _kmsg}))
 
 
 @SUITE
