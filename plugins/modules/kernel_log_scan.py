@@ -92,11 +92,11 @@ options:
       - Kernel release whose GFP bit layout decodes C(mode:0x...) values printed without flag names (every XFS
         message; page allocation failures before about 4.5), for every event. Names the kernel printed itself are
         used as printed.
-      - Default is the release each log names itself - the boot line C(Linux version ...), the taint line of a
+      - "Default is the release each log names itself - the boot line C(Linux version ...), the taint line of a
         stack dump (C(CPU: 3 PID: 1 Comm: x Not tainted 3.10.0-1160.el7.x86_64 #1), C(Tainted: G ... 4.19.0-...))
         - nearest before the event in the same file (else in the older files of the same scan), in the same boot
         of the journal; the ring buffer is the running kernel's. Where a log names none, the running kernel, with
-        a warning. Each decoded event says C(gfp_release) and C(gfp_release_source).
+        a warning. Each decoded event says C(gfp_release) and C(gfp_release_source)."
     type: str
   max_events:
     description:
@@ -269,9 +269,9 @@ events:
       type: str
     gfp_release_source:
       description:
-        - Where C(gfp_release) came from - C(kernel_release option), a C(Linux version line) or C(taint line) at an
+        - "Where C(gfp_release) came from - C(kernel_release option), a C(Linux version line) or C(taint line) at an
           offset of a file (or a record of a saved ring buffer, or a boot of the journal), C(running kernel (this
-          boot's ring buffer)), or C(running kernel (fallback: the log names no release)) (with a warning).
+          boot's ring buffer)), or C(running kernel (fallback: the log names no release)) (with a warning)."
       type: str
     byte_exact:
       description:

@@ -389,8 +389,8 @@ def main():
         print("  kernel_log_scan         %s   %.2f CPU s/GiB (in-process; start-up below)"
               % (_fmt(columns["scan"]), min(cpus["scan"]) / gib))
         print("  incremental rescan      %s" % _fmt(columns["incremental"]))
-        print("  start-up apart: interpreter + module imports %.3fs%s" % (
-            imports, "" if adhoc is None else ", ad-hoc ansible localhost run on an empty file %.3fs" % adhoc))
+        adhoc_text = "" if adhoc is None else ", ad-hoc ansible localhost run on an empty file %.3fs" % (adhoc,)
+        print("  start-up apart: interpreter + module imports %.3fs%s" % (imports, adhoc_text))
         best_scan = min(columns["scan"])
         print("scan / grep: %.2fx" % (best_scan / min(columns["grep"])))
         if have_rg:

@@ -20,8 +20,9 @@ import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import require_release as parse_release
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import DEFAULT_PATHS, SOURCES
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
-    FORMS, KINDS, NEEDLES, RELEASE_NEEDLES, Match, Speaker, classify_message, confirm_line, confirm_text, decode_into,
+    FORMS, NEEDLES, RELEASE_NEEDLES, Match, Speaker, classify_message, confirm_line, confirm_text, decode_into,
     has_prefix, iso, normalise_spaces, parse_prefix, parse_since, release_of)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (
     JournalEntry, LineHit, NotRegularFile, compression_of, confirm_release, journal_available, open_decompressed,

@@ -145,7 +145,7 @@ def _options(**overrides):
 
 
 @settings(SUITE, max_examples=max(10, EXAMPLES // 5))
-@given(st.lists(st.lists(messages, max_size=6).map(lambda lines: "\n".join(lines)), min_size=1, max_size=3),
+@given(st.lists(st.lists(messages, max_size=6).map("\n".join), min_size=1, max_size=3),
        st.one_of(st.none(), st.sampled_from(["24h", "7d", "2024-03-05", "yesterday", "-5h", "9" * 400, "1e999"]),
                  st.text(max_size=20)),
        st.one_of(st.none(), st.sampled_from(["3.10.0-1160.el7.x86_64", "6.1.0", "x", "9" * 5000]), st.text(max_size=12)),
