@@ -24,6 +24,19 @@ options:
       - Also set C(memfrag_findings), C(memfrag_verdict) and C(memfrag_log_counts) (see RV(ansible_facts)).
     type: bool
     default: false
+  host:
+    description:
+      - With O(judge=true), the host's inventory name, used in the C(remedy) of each finding
+        (C(ansible-playbook memfrag.linux.reclaim --limit HOST ...)); shell-quoted there. Unset prints C(HOST).
+    type: str
+  fail_on:
+    description:
+      - With O(judge=true), fail the module run (after judging) when the verdict is at or above this severity, with the
+        verdict and its remedies as the message, so that C(ansible-playbook) exits non-zero for cron, CI or monitoring.
+      - V(none) never fails for the verdict. A failed run sets no facts.
+    type: str
+    choices: [none, warning, critical]
+    default: none
   thresholds:
     description:
       - With O(judge=true), overrides of the judging defaults, as in the P(memfrag.linux.findings#filter) filter's
@@ -171,7 +184,8 @@ ansible_facts:
     memfrag_findings:
       description:
         - Plain-language findings, most severe first, each with C(severity) (critical, warning or info), C(code),
-          C(message), C(numbers) and, for zone findings, C(node) and C(zone).
+          C(message), C(numbers), for zone findings C(node) and C(zone), and for warning and critical findings a
+          C(remedy): what to run on this host, with its values, and why it helps.
       returned: with O(judge=true)
       type: list
       elements: dict
@@ -182,11 +196,18 @@ ansible_facts:
           node: 0
           zone: Normal
           numbers: {order: 4, free_bytes: 277405696, free_bytes_at_or_above_order: 0}
+          remedy: "now: ansible-playbook memfrag.linux.reclaim --limit web1 -e reclaim_target_order=4 (compacts first, ..."
     memfrag_verdict:
-      description: The worst severity (critical, warning or ok), a one-line C(summary) and C(counts) per severity.
+      description:
+        - The worst severity (critical, warning or ok), a one-line C(summary), C(counts) per severity, C(lines) (what
+          the diagnose role prints: the verdict line, then each finding followed by its remedy) and C(remedies) (each
+          distinct remedy once, most severe finding first).
       returned: with O(judge=true)
       type: dict
-      sample: {severity: critical, summary: "Normal zone node 0: no free block of order >= 4", counts: {critical: 1, warning: 0, info: 2}}
+      sample: {severity: critical, summary: "Normal zone node 0: no free block of order >= 4", counts: {critical: 1, warning: 0, info: 2},
+               lines: ["CRITICAL: Normal zone node 0: no free block of order >= 4", "critical: Normal zone node 0: ...",
+                       "  remedy: now: ansible-playbook memfrag.linux.reclaim --limit web1 ..."],
+               remedies: ["now: ansible-playbook memfrag.linux.reclaim --limit web1 ..."]}
     memfrag_log_counts:
       description:
         - The C(counts), C(first_seen) and C(last_seen) of O(log_scan) or of the O(kernel_log) scan, or null when
@@ -207,7 +228,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo import gather as gather_buddyinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import THRESHOLD_OPTIONS, check_thresholds, host_findings, verdict
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import THRESHOLD_OPTIONS, check_thresholds, fails, host_findings, verdict
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
@@ -223,6 +244,8 @@ def main():
             meminfo_subset=dict(type="list", elements="str", default=["all"]),
             top_slab_caches=dict(type="int", default=10),
             judge=dict(type="bool", default=False),
+            host=dict(type="str"),
+            fail_on=dict(type="str", default="none", choices=["none", "warning", "critical"]),
             thresholds=dict(type="dict", default={}, options=THRESHOLD_OPTIONS),
             log_scan=dict(type="dict"),
             kernel_log=dict(type="dict", options=SCAN_OPTIONS),
@@ -271,10 +294,13 @@ def main():
         if log_scan is not None:
             log_scan = dict((key, log_scan.get(key) or {}) for key in ("counts", "first_seen", "last_seen"))
         try:
-            findings = host_findings(buddyinfo, meminfo, log_scan, params["thresholds"])
+            findings = host_findings(buddyinfo, meminfo, log_scan, params["thresholds"], params["host"])
         except (TypeError, ValueError, KeyError) as exc:
             module.fail_json(msg="cannot judge the host with thresholds %r and log_scan counts: %s" % (params["thresholds"], exc))
-        facts.update(memfrag_findings=findings, memfrag_verdict=verdict(findings), memfrag_log_counts=log_scan)
+        host_verdict = verdict(findings)
+        facts.update(memfrag_findings=findings, memfrag_verdict=host_verdict, memfrag_log_counts=log_scan)
+        if fails(host_verdict["severity"], params["fail_on"]):
+            module.fail_json(msg="\n".join(host_verdict["lines"]), verdict=host_verdict, findings=findings, **result)
     module.exit_json(changed=False, ansible_facts=facts, **result)
 
 

@@ -12,6 +12,7 @@ severities are ordered ``critical > warning > info``.
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.remedies import add_remedies
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import check_log_scan
 from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB, format_bytes
@@ -41,18 +42,14 @@ DEFAULT_THRESHOLDS = {
 # The kernel's zone names (mm/page_alloc.c zone_names[]).
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
 
-# DEFAULT_THRESHOLDS as an AnsibleModule argument spec (memory_facts' thresholds suboptions). No defaults
-# here: a key left unset (None) keeps its DEFAULT_THRESHOLDS value.
+# DEFAULT_THRESHOLDS as an AnsibleModule argument spec (memory_facts' thresholds suboptions), derived from it so the
+# two cannot drift. No defaults here: a key left unset (None) keeps its DEFAULT_THRESHOLDS value. The documented
+# copies (role defaults and argument_specs, module and filter docs) are checked against DEFAULT_THRESHOLDS by
+# tests/unit/plugins/module_utils/test_thresholds_documented.py.
 THRESHOLD_OPTIONS = dict(
-    order=dict(type="int"),
-    zones=dict(type="list", elements="str", choices=list(ZONE_NAMES)),
-    min_zone_mb=dict(type="int"),
-    unusable_warning=dict(type="float"),
-    unusable_critical=dict(type="float"),
-    min_high_order_free_mb=dict(type="int"),
-    unexplained_warning=dict(type="float"),
-    slab_reclaimable_warning=dict(type="float"),
-)
+    (name, dict(type="list", elements="str", choices=list(ZONE_NAMES)) if isinstance(value, list)
+     else dict(type="float" if isinstance(value, float) else "int"))
+    for name, value in DEFAULT_THRESHOLDS.items())
 _SHARES = ("unusable_warning", "unusable_critical", "unexplained_warning", "slab_reclaimable_warning")
 _NOT_NEGATIVE = ("order", "min_zone_mb", "min_high_order_free_mb")
 
@@ -64,7 +61,6 @@ LOG_SEVERITY = {
     "hung_task": "warning",
     "oom_kill": "warning",
 }
-
 
 
 def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
@@ -215,8 +211,10 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
 
 def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optional[t.Mapping[str, t.Any]] = None,
                   log_scan: t.Optional[t.Mapping[str, t.Any]] = None,
-                  thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
-    """All findings for one host, most severe first (stable within a severity).
+                  thresholds: t.Optional[t.Mapping[str, t.Any]] = None,
+                  host: t.Optional[str] = None) -> t.List[t.Dict[str, t.Any]]:
+    """All findings for one host, most severe first (stable within a severity), each warning and critical one with
+    its ``remedy`` (``host`` is the inventory name the remedies' commands limit to).
 
     Raises ValueError for thresholds that are unknown or out of range (check_thresholds).
     """
@@ -228,7 +226,7 @@ def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optio
     if meminfo:
         findings.extend(memory_findings(meminfo, thresholds))
     findings.sort(key=lambda item: -SEVERITY_RANK[item["severity"]])
-    return findings
+    return add_remedies(findings, host, (buddyinfo or {}).get("tunables"))
 
 
 def verdict(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
@@ -241,8 +239,23 @@ def verdict(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
         top = [item["message"] for item in findings if item["severity"] == severity]
         summary = top[0] if len(top) == 1 else "%s (and %d more %s findings)" % (top[0], len(top) - 1, severity)
     # What an operator reads: the verdict, then every finding with its severity.
-    lines = ["%s: %s" % (severity.upper(), summary)] + ["%s: %s" % (item["severity"], item["message"]) for item in findings]
-    return {"severity": severity, "summary": summary, "counts": _severity_counts(findings), "lines": lines}
+    lines = ["%s: %s" % (severity.upper(), summary)]
+    remedies = []  # type: t.List[str]
+    for item in findings:
+        lines.append("%s: %s" % (item["severity"], item["message"]))
+        if item.get("remedy"):
+            lines.append("  remedy: %s" % item["remedy"])
+            if item["remedy"] not in remedies:
+                remedies.append(item["remedy"])
+    return {"severity": severity, "summary": summary, "counts": _severity_counts(findings), "lines": lines,
+            "remedies": remedies}
+
+
+def fails(verdict_severity: str, fail_on: str) -> bool:
+    """Whether a host with this verdict fails under ``fail_on`` (none, warning or critical)."""
+    if fail_on == "none":
+        return False
+    return SEVERITY_RANK.get(verdict_severity, 0) >= SEVERITY_RANK[fail_on]
 
 
 def _severity_counts(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, int]:

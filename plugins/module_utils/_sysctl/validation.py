@@ -19,7 +19,6 @@ import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import dotted_key, key_path
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release as parse_kernel_release
 
 Version = t.Tuple[int, int, int]
 
@@ -96,7 +95,6 @@ class Validation(object):
         self.missing = {}  # type: t.Dict[str, str]
 
 
-
 def version_text(version: Version) -> str:
     return "%d.%d" % version[:2] if version[2] == 0 else "%d.%d.%d" % version
 
@@ -144,7 +142,6 @@ def normalize_value(key: str, value: t.Any) -> t.Tuple[t.Optional[str], t.Option
             return None, "%s: %r has characters no vm tunable accepts" % (key, value)
         return text, None
     return None, "%s: %r (%s) is not an integer or a string" % (key, value, type(value).__name__)
-
 
 
 def validate(settings: t.Mapping[t.Any, t.Any], kernel: t.Optional[Version], mem_total: t.Optional[int],

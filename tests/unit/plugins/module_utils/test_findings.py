@@ -36,14 +36,14 @@ def test_verdict_summarises_several_findings():
     result = _findings.verdict(found)
     assert result == {"severity": "critical", "summary": "a (and 1 more critical findings)",
                       "counts": {"critical": 2, "warning": 0, "info": 1},
-                      "lines": ["CRITICAL: a (and 1 more critical findings)", "critical: a", "critical: b", "info: c"]}
+                      "lines": ["CRITICAL: a (and 1 more critical findings)", "critical: a", "critical: b", "info: c"],
+                      "remedies": []}
 
 
 def test_verdict_without_findings():
     assert _findings.verdict([]) == {"severity": "ok", "summary": "no memory fragmentation problem found",
                                      "counts": {"critical": 0, "warning": 0, "info": 0},
-                                     "lines": ["OK: no memory fragmentation problem found"]}
-
+                                     "lines": ["OK: no memory fragmentation problem found"], "remedies": []}
 
 
 @pytest.mark.parametrize("thresholds, text", [
