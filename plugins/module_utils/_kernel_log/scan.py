@@ -21,21 +21,12 @@ import typing as t
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import require_release as parse_release
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import DEFAULT_PATHS, SOURCES
-<<<<<<< HEAD
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
     FORMS, NEEDLES, RELEASE_NEEDLES, Match, Speaker, classify_message, confirm_line, confirm_text, decode_into,
     has_prefix, iso, normalise_spaces, parse_prefix, parse_since, release_of)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (
     JournalEntry, LineHit, NotRegularFile, compression_of, confirm_release, journal_available, open_decompressed,
     open_regular, read_journal, read_kmsg, read_up_to, scan_plain_file, scan_stream, skip_bytes)
-=======
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
-    FORMS, Match, classify_message, has_prefix, iso, parse_prefix, parse_since, NEEDLES)
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (
-    JournalEntry, LineHit, compression_of, journal_available, open_decompressed, read_journal, read_kmsg, scan_plain_file,
-    scan_stream, read_up_to, skip_bytes)
->>>>>>> main
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import HEAD_BYTES, file_record, resume_offset
 
 _TEXT_NEEDLES = tuple(n.decode("ascii") for n in NEEDLES + RELEASE_NEEDLES) + ("\xa0",)

@@ -14,11 +14,7 @@ import yaml
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
-<<<<<<< HEAD
     FORM_KIND, FORMS, NEEDLES, classify_message, confirm_line, iso, parse_prefix, parse_since)
-=======
-    CONFIRM, FORM_KIND, FORMS, NEEDLE_AFTER, NEEDLES, classify_message, iso, parse_prefix, parse_since)
->>>>>>> main
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import Summary, feed_line_hit
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import LineHit
 
