@@ -398,7 +398,7 @@ def main():
         print("  incremental rescan      %s" % _fmt(columns["incremental"]))
         adhoc_text = ""
         if adhoc is not None:
-            adhoc_text = ", ad-hoc ansible localhost run on an empty file %.3fs" % adhoc
+            adhoc_text = ", ad-hoc ansible localhost run on an empty file %.3fs" % float(adhoc)
         print("  start-up apart: interpreter + module imports %.3fs%s" % (imports, adhoc_text))
         best_scan = min(columns["scan"])
         print("scan / grep: %.2fx" % (best_scan / min(columns["grep"])))
