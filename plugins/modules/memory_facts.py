@@ -29,6 +29,12 @@ options:
       - With O(judge=true), the host's inventory name, used in the C(remedy) of each finding
         (C(ansible-playbook memfrag.linux.reclaim --limit HOST ...)); shell-quoted there. Unset prints C(HOST).
     type: str
+  thresholds_from:
+    description:
+      - Prefix of the variables the O(thresholds) came from, so that a bad value is reported under the name the user
+        typed. The C(memfrag.linux.diagnose) role passes V(diagnose_), so C(-e diagnose_order=abc) fails naming
+        C(diagnose_order). Unset, the message names the option, as in C(thresholds - threshold order ...).
+    type: str
   fail_on:
     description:
       - With O(judge=true), fail the module run (after judging) when the verdict is at or above this severity, with the
@@ -41,14 +47,15 @@ options:
     description:
       - With O(judge=true), overrides of the judging defaults, as in the P(memfrag.linux.findings#filter) filter's
         C(thresholds). An option left unset keeps its default.
-      - Out-of-range values (a share outside 0-1, a negative order or size, O(thresholds.unusable_warning) above
-        O(thresholds.unusable_critical)) fail the module.
+      - Orders and sizes are integers, shares numbers between 0 and 1 (given as numbers or numeric strings). A value of
+        the wrong kind or out of range (a share outside 0-1, a negative order or size, O(thresholds.unusable_warning)
+        above O(thresholds.unusable_critical)) fails the module with a message naming it (see O(thresholds_from)).
     type: dict
     default: {}
     suboptions:
       order:
-        description: The allocation order that matters (default 4, 64 KiB with 4 KiB pages).
-        type: int
+        description: The allocation order that matters, an integer (default 4, 64 KiB with 4 KiB pages).
+        type: raw
       zones:
         description: Zones that are judged (default DMA32, Normal, Movable, HighMem).
         type: list
@@ -56,22 +63,22 @@ options:
         choices: [DMA, DMA32, Normal, HighMem, Movable, Device]
       min_zone_mb:
         description: Zones with less managed memory than this are left out (default 256).
-        type: int
+        type: raw
       unusable_warning:
         description: Unusable free index at O(thresholds.order) (0-1) from which a zone gets a warning (default 0.75).
-        type: float
+        type: raw
       unusable_critical:
         description: Unusable free index at O(thresholds.order) (0-1) from which a zone is critical (default 0.95).
-        type: float
+        type: raw
       min_high_order_free_mb:
         description: A zone with less free memory than this in blocks of order >= O(thresholds.order) gets a warning (default 64).
-        type: int
+        type: raw
       unexplained_warning:
         description: Share of RAM used but explained by no counter from which a warning is given (default 0.10).
-        type: float
+        type: raw
       slab_reclaimable_warning:
         description: Share of RAM in reclaimable slab from which a warning is given (default 0.25).
-        type: float
+        type: raw
   log_scan:
     description:
       - With O(judge=true), the C(counts), C(first_seen) and C(last_seen) of a M(memfrag.linux.kernel_log_scan) result,
@@ -224,6 +231,7 @@ kernel_log_scan:
            skipped_sources: [journal], since: "2024-03-01T08:00:00+00:00"}
 """
 
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -246,6 +254,7 @@ def main():
             judge=dict(type="bool", default=False),
             host=dict(type="str"),
             fail_on=dict(type="str", default="none", choices=["none", "warning", "critical"]),
+            thresholds_from=dict(type="str"),
             thresholds=dict(type="dict", default={}, options=THRESHOLD_OPTIONS),
             log_scan=dict(type="dict"),
             kernel_log=dict(type="dict", options=SCAN_OPTIONS),
@@ -261,6 +270,10 @@ def main():
     try:
         check_thresholds(params["thresholds"])
     except ValueError as exc:
+        prefix = params["thresholds_from"]
+        if prefix:
+            # "threshold order must be ..." -> "diagnose_order must be ...": the name the user typed.
+            module.fail_json(msg=re.sub(r"\bthreshold (\w+)", lambda m: prefix + m.group(1), str(exc)))
         module.fail_json(msg="thresholds: %s" % exc)
     try:
         buddyinfo, warnings = gather_buddyinfo(params["proc_root"], page_size, params["buddyinfo_subset"])
