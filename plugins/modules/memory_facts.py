@@ -282,6 +282,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge impo
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import log_scan_problem as log_problem
 from ansible_collections.memfrag.linux.plugins.module_utils._xfs.options import XFS_FILES_OPTIONS
 
 
@@ -331,6 +332,8 @@ def main():
     facts = {"memfrag_buddyinfo": buddyinfo, "memfrag_meminfo": meminfo}
     result = {}
     log_scan = params["log_scan"]
+    if log_problem(log_scan):
+        module.fail_json(msg=log_problem(log_scan))
     if params["kernel_log"] is not None:
         # Imported here: the scanner is the largest code in the collection, and a module compiles what it imports
         # on the target at every run; hosts that do not scan (captures, a fleet diagnose) do not pay for it.

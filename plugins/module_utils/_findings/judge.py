@@ -14,6 +14,7 @@ import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.remedies import add_remedies
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import check_log_scan
 from ansible_collections.memfrag.linux.plugins.module_utils._units import GIB, MIB, format_bytes
 
 # Severities from least to most severe; the rank orders findings, verdicts and report rows everywhere.
@@ -236,6 +237,7 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
     findings = []
     if not log_scan:
         return findings
+    check_log_scan(log_scan)  # ValueError naming the field, e.g. counts given as a list
     counts = log_scan.get("counts") or {}
     first_seen = log_scan.get("first_seen") or {}
     last_seen = log_scan.get("last_seen") or {}

@@ -19,6 +19,7 @@ import pytest
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import scan as _kernel_log_scan
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import sources
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import confirm_line
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import scan
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state, load_state, save_state
 
@@ -67,7 +68,7 @@ def test_hits_do_not_depend_on_chunk_boundaries(monkeypatch, chunk, fixtures_dir
     expected = []
     offset = 0
     for line in data.split(b"\n"):
-        if sources.CONFIRM.search(line):
+        if confirm_line(line):
             expected.append((offset, line))
         offset += len(line) + 1
     assert hits == expected
