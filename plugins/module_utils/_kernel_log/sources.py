@@ -365,13 +365,22 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.O
                     if next_end != -1 or end - line_end - 1 <= MAX_LINE:
                         following = bytes(buf[line_end + 1:next_end if next_end != -1 else end])
                 yield LineHit(base + line_start, bytes(buf[line_start:line_end]), previous, following)
+            if at_eof:
+                base += end
+                break
             if end > 0:
                 previous_tail = _buffer_line_before(buf, end) if buf[end - 1:end] == b"\n" else None
+            if total - end > MAX_CARRY:
+                # The unfinished last line is already longer than any line worth reading: skip to its newline
+                # rather than carry it (the carry stays within MAX_CARRY, so a chunk always fits the buffer).
+                finder.too_long(base + end)
+                base += total
+                filled = 0
+                skipping_long = True
+                continue
             buf[0:total - end] = buf[end:total]
             base += end
             filled = total - end
-            if at_eof:
-                break
     finally:
         del holder
         view.release()

@@ -14,6 +14,7 @@ properties with a larger one (MEMFRAG_FUZZ_EXAMPLES, random seed).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -21,7 +22,7 @@ import time
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import patterns
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import patterns, sources
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
     FORMS, classify_message, parse_prefix, release_of)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import Summary, feed_line_hit, run_scan
@@ -180,3 +181,27 @@ def test_scan_entry_point_fails_only_cleanly_and_writes_only_its_state(files, si
         assert after == sorted(set(before) | {"state.json"})
         again, problem = load_state(state_path)
         assert problem is None and again["files"] == new_state["files"]
+
+
+_stream_line = st.one_of(messages, st.text(max_size=40), st.integers(8000, 20000).map(lambda n: "z" * n))
+
+
+@settings(SUITE, max_examples=max(10, EXAMPLES // 2))
+@given(st.lists(_stream_line, max_size=12).map("\n".join), st.integers(16, 40000), st.booleans())
+def test_chunking_never_changes_the_lines_found(text, chunk, use_libc):
+    # Whatever the chunk size and wherever lines and long lines fall against it, the same lines come out
+    # as with one chunk holding everything, the end offset is the stream length, and nothing raises.
+    data = text.encode("utf-8", "surrogatepass")
+    saved = sources.CHUNK, sources.USE_LIBC, list(sources._LIBC)
+    try:
+        sources.USE_LIBC = use_libc
+        sources._LIBC[:] = []
+        sources.CHUNK = 1 << 20
+        whole = list(sources.scan_stream(io.BytesIO(data), "x", 0, [].append))
+        sources.CHUNK = chunk
+        pieces = list(sources.scan_stream(io.BytesIO(data), "x", 0, [].append))
+    finally:
+        sources.CHUNK, sources.USE_LIBC = saved[0], saved[1]
+        sources._LIBC[:] = saved[2]
+    assert pieces[-1] == whole[-1] == len(data)
+    assert [(h.offset, h.line) for h in pieces[:-1]] == [(h.offset, h.line) for h in whole[:-1]]
