@@ -17,11 +17,11 @@ import datetime
 import html
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import format_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._units import format_bytes
 from ansible_collections.memfrag.linux.plugins.plugin_utils._fleet_prometheus import reclaim_steps
 from ansible_collections.memfrag.linux.plugins.plugin_utils._fleet_report import (
     LOG_KINDS,
-    SEVERITY_RANK,
+    REPORT_SEVERITIES,
     fleet_overview,
     timestamp,
 )
@@ -73,7 +73,7 @@ def _e(value: t.Any) -> str:
 
 
 def _human(nbytes: t.Optional[float]) -> str:
-    return "-" if nbytes is None else format_bytes(nbytes)
+    return format_bytes(nbytes, none="-")
 
 
 def _when(value: t.Any) -> str:
@@ -123,16 +123,23 @@ def _zone(zone: t.Mapping[str, t.Any], order: int) -> str:
 
 
 def _logs(row: t.Mapping[str, t.Any]) -> str:
-    if row["log_counts"] is None:
-        return '<span class="muted">not scanned</span>'
     items = []
-    for kind in sorted(set(LOG_KINDS) | set(row["log_counts"])):
-        count = row["log_counts"].get(kind, 0)
+    counts = row["log_counts"] or {}
+    for kind in sorted(set(LOG_KINDS) | set(counts)):
+        count = counts.get(kind, 0)
         if count:
             seen = row["log_last_seen"].get(kind)
             items.append('<span class="off">%s %d</span>%s' % (_e(kind), count,
                                                                (' <span class="k">last %s</span>' % _e(_when(seen))) if seen else ""))
-    return "<br>".join(items) if items else '<span class="muted">no events</span>'
+    text = "<br>".join(items) if items else '<span class="muted">%s</span>' % (
+        "not scanned" if row["log_counts"] is None else "no events")
+    xfs = row.get("xfs_files")
+    if xfs and xfs["files"]:
+        text += '<div>XFS files with the most extents%s:<ul class="f">%s</ul></div>' % (
+            " (scan stopped early)" if xfs["stopped_early"] else "",
+            "".join("<li>%s: %s extents (map order %s)</li>" % (_e(item["path"]), _e(item["extents"]), _e(item["alloc_order"]))
+                    for item in xfs["files"]))
+    return text
 
 
 def _tunables(row: t.Mapping[str, t.Any], usual: t.Mapping[str, str]) -> str:
@@ -304,7 +311,7 @@ def _head(report: t.Mapping[str, t.Any], title: str) -> str:
 def iter_html(report: t.Mapping[str, t.Any], title: str = "memfrag fleet report") -> t.Iterator[str]:
     """The page piece by piece (a file takes them one by one: 10,000 rows never sit in memory as one string)."""
     for row in report["hosts"]:
-        if row["severity"] not in SEVERITY_RANK:
+        if row["severity"] not in REPORT_SEVERITIES:
             raise ValueError("unknown severity %r for host %r" % (row["severity"], row["host"]))
     if not report.get("overview"):  # a report.json of an earlier version
         report = dict(report, overview=fleet_overview(report["hosts"], int(report["order"])))

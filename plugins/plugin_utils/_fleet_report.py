@@ -7,9 +7,9 @@ that matters, kernel-log events by kind) computed from the rows in one pass.
 
 Input per host is what the roles leave in hostvars: ``ansible_facts['memfrag_buddyinfo']``,
 ``memfrag_verdict``, ``memfrag_findings``, ``memfrag_log_counts`` (top-level when facts are injected as
-variables, else under ``ansible_facts``) and ``memfrag_reclaim``. A host without a verdict (unreachable,
-failed, or not diagnosed) is kept in the report as ``no_data``: an operator must see the hosts the run
-could not judge.
+variables, else under ``ansible_facts``), ``memfrag_reclaim`` and ``memfrag_xfs_files``. A host without a
+verdict (unreachable, failed, or not diagnosed) is kept in the report as ``no_data``: an operator must see the
+hosts the run could not judge.
 
 Rendering lives beside this file: ``_fleet_html.py``, ``_fleet_prometheus.py``; writing the report
 directory in ``_fleet_files.py``.
@@ -22,10 +22,11 @@ import re
 import typing as t
 from collections.abc import Mapping
 
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import KINDS as LOG_KINDS
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import SEVERITY_RANK
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS as LOG_KINDS
 
-# Sort order of the report rows: the worst first, a host that could not be judged before healthy ones.
-SEVERITY_RANK = {"critical": 0, "warning": 1, "no_data": 2, "ok": 3}
+# Report rows worst first: a host without data sorts between warning and ok (where "info" ranks).
+REPORT_SEVERITIES = ("critical", "warning", "no_data", "ok")
 SEVERITY_VALUE = {"ok": 0, "warning": 1, "critical": 2}  # memfrag_verdict_severity in Prometheus
 
 # Upper bounds (bytes, exclusive) of the overview's histogram of free memory at the order that matters.
@@ -33,7 +34,7 @@ FREE_AT_ORDER_BINS = (1, 4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30, 4 << 3
 UNUSABLE_BINS = 10  # deciles of the share of free memory unusable at the order that matters
 WORST_HOSTS = 10
 
-__all__ = ["LOG_KINDS", "SEVERITY_RANK", "SEVERITY_VALUE", "fleet_overview", "fleet_report", "plain", "shape_host",
+__all__ = ["LOG_KINDS", "REPORT_SEVERITIES", "SEVERITY_VALUE", "fleet_overview", "fleet_report", "plain", "shape_host",
            "shape_zone", "timestamp"]
 
 
@@ -198,13 +199,25 @@ def shape_host(name: str, hostvars: t.Mapping[str, t.Any], order: int = 4,
         "tunables": tunables,
         "tunables_off_baseline": sum(1 for r in tunables if r["differs"]),
         "reclaim": plain(reclaim) if isinstance(reclaim, Mapping) else None,
+        "xfs_files": _xfs_files(_fact(hostvars, facts, "memfrag_xfs_files")),
     }
+
+
+def _xfs_files(data: t.Any) -> t.Optional[t.Dict[str, t.Any]]:
+    """The worst XFS files of a host (memfrag_xfs_files of xfs_extent_scan or the diagnose XFS scan), or None."""
+    if not isinstance(data, Mapping) or not data.get("scanned"):
+        return None
+    files = data.get("files") or []
+    files = [dict((key, plain(item.get(key))) for key in ("path", "extents", "alloc_bytes", "alloc_order"))
+             for item in (files if isinstance(files, (list, tuple)) else []) if isinstance(item, Mapping)]
+    return {"files": files[:5], "found": plain(data.get("found")), "stopped_early": bool(data.get("stopped_early"))}
 
 
 def _sort_key(row: t.Mapping[str, t.Any]) -> t.Tuple[int, float, str]:
     # Worst first: severity, then the least free memory at the order that matters (no zones last).
     high = row["free_bytes_at_or_above_order"]
-    return SEVERITY_RANK[row["severity"]], float("inf") if high is None else float(high), row["host"]
+    return (-SEVERITY_RANK.get(row["severity"], SEVERITY_RANK["info"]), float("inf") if high is None else float(high),
+            row["host"])
 
 
 def fleet_report(hostvars: t.Mapping[str, t.Any], hosts: t.Iterable[str], order: int = 4,
@@ -231,7 +244,7 @@ def fleet_report(hostvars: t.Mapping[str, t.Any], hosts: t.Iterable[str], order:
                 host_baseline = None
         rows.append(shape_host(name, vars_, order, host_baseline))
     rows.sort(key=_sort_key)
-    counts = dict((s, 0) for s in SEVERITY_RANK)
+    counts = dict((s, 0) for s in REPORT_SEVERITIES)
     for row in rows:
         counts[row["severity"]] += 1
     return {"generated": generated, "order": order, "hosts": rows, "counts": counts,

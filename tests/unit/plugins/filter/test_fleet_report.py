@@ -355,3 +355,20 @@ def test_prometheus_for_unreachable_host_and_label_escaping(hostvars):
 def test_bad_input_is_a_clear_filter_error(call, message):
     with pytest.raises(AnsibleFilterError, match=message):
         call()
+
+
+def test_worst_xfs_files_reach_the_row_and_the_page(hostvars):
+    hostvars["db-crit"]["memfrag_xfs_files"] = {
+        "scanned": True, "found": 9, "stopped_early": True,
+        "files": [{"path": "/var/lib/docker/<overlay>.img", "extents": 91234, "alloc_bytes": 1 << 20, "alloc_order": 8,
+                   "inode": 1}] * 7}
+    hostvars["web-ok"]["memfrag_xfs_files"] = {"scanned": False, "files": [{"path": "/x", "extents": 1}]}
+    rows = dict((r["host"], r) for r in fleet_report(hostvars, ["db-crit", "web-ok"], 4)["hosts"])
+    xfs = rows["db-crit"]["xfs_files"]
+    assert xfs["found"] == 9 and xfs["stopped_early"] and len(xfs["files"]) == 5
+    assert xfs["files"][0] == {"path": "/var/lib/docker/<overlay>.img", "extents": 91234, "alloc_bytes": 1 << 20,
+                               "alloc_order": 8}
+    assert rows["web-ok"]["xfs_files"] is None
+    page = fleet_report_html(fleet_report(hostvars, ["db-crit", "web-ok"], 4))
+    assert page.count("/var/lib/docker/&lt;overlay&gt;.img: 91234 extents (map order 8)") == 5
+    assert "(scan stopped early)" in page
