@@ -22,7 +22,7 @@ description:
   - The files go into a new directory beside O(dest) that is then swapped in for the old one (Linux
     C(renameat2(RENAME_EXCHANGE)), else two renames), after one C(syncfs); readers never see a half-written report
     and the previous report stays in place until the swap. So the parent of O(dest) must be writable, and O(dest)
-    must be absent, empty or an earlier report (it holds a C(.memfrag-report) file): any other directory is
+    must be absent, empty or an earlier report (it holds a C(.memfrag-report) file); any other directory is
     refused, never replaced.
   - Host names are untrusted (inventories are generated from cloud tags). Each Prometheus file name is the host name
     with every byte other than letters, digits, C(_), C(-) and C(.) written as C(%XX) (and a leading dot as
@@ -56,7 +56,7 @@ options:
     default: {}
   formats:
     description:
-      - Which files to write. C(prometheus) is written anyway when a host gets a textfile (see O(textfile_dir)): each
+      - Which files to write. C(prometheus) is written anyway when a host gets a textfile (see O(textfile_dir)), as each
         host's textfile is a copy of its C(metrics/) file.
     type: list
     elements: str

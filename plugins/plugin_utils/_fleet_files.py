@@ -248,7 +248,6 @@ class NewReportDir(object):
             os.close(fd)
 
 
-
 def write_report(dest: str, report: t.Mapping[str, t.Any], formats: t.Iterable[str] = FORMATS,
                  title: str = "memfrag fleet report", fsync: bool = True) -> t.Dict[str, t.Any]:
     """Write ``index.html``, ``report.json`` and ``metrics/<host>.prom`` (as ``formats`` asks) into a new directory

@@ -95,7 +95,7 @@ def zone_chart(zone: t.Mapping[str, t.Any], order: int) -> str:
     The tooltip lists the free blocks of every order; orders below ``order`` are red (free but unusable for
     it), the rest blue. An order without free blocks has no bar."""
     per_order = zone["free_bytes_per_order"]
-    bar, step, height = 10, 12, 40
+    bar_width, step, height = 10, 12, 40
     width = max(len(per_order), 1) * step
     total = float(sum(per_order)) or 1.0
     paths = {"lo": [], "hi": []}  # type: t.Dict[str, t.List[str]]
@@ -103,7 +103,7 @@ def zone_chart(zone: t.Mapping[str, t.Any], order: int) -> str:
         if nbytes <= 0:
             continue
         h = max(1, int(round(height * nbytes / total)))
-        paths["hi" if o >= order else "lo"].append("M%d %dv-%dh%dv%d" % (o * step, height, h, bar, h))
+        paths["hi" if o >= order else "lo"].append("M%d %dv-%dh%dv%d" % (o * step, height, h, bar_width, h))
     body = "".join('<path class="%s" d="%s"/>' % (cls, "".join(d)) for cls, d in sorted(paths.items()) if d)
     return ('<svg width="%d" viewBox="0 0 %d %d"><title>free blocks by order 0-%d: %s</title>%s</svg>'
             % (width, width, height, len(per_order) - 1, " ".join(str(b) for b in zone["free_blocks"]), body))
@@ -204,7 +204,7 @@ def _pct(part: int, whole: int) -> str:
 def _severity_card(report: t.Mapping[str, t.Any]) -> str:
     counts, total = report["counts"], len(report["hosts"])
     ov = report["overview"]
-    bar = "".join('<span style="width:%.3f%%;background:%s" title="%s: %d"></span>'
+    segments = "".join('<span style="width:%.3f%%;background:%s" title="%s: %d"></span>'
                   % (100.0 * n / total, _SEV_COLOR[s], _e(s.replace("_", " ")), n)
                   for s, n in counts.items() if n and total)
     legend = "".join('<li><a href="#sev-%s"><span class="sev sev-%s">%s</span></a> <b>%d</b> <span class="k">%s</span></li>'
@@ -216,7 +216,7 @@ def _severity_card(report: t.Mapping[str, t.Any]) -> str:
         notes.append("reclaim ran on %d hosts: needed on %d, target met on %d, <span class=\"off\">missed on %d</span>"
                      % (rec["run"], rec["needed"], rec["target_met"], rec["target_missed"]))
     return ('<div class="card" id="ov-severity"><h2>Hosts by severity</h2><div class="sevbar">%s</div>'
-            '<ul class="legend">%s</ul><p class="note">%s</p></div>' % (bar, legend, "<br>".join(notes)))
+            '<ul class="legend">%s</ul><p class="note">%s</p></div>' % (segments, legend, "<br>".join(notes)))
 
 
 def _worst_card(report: t.Mapping[str, t.Any], index_of: t.Mapping[str, int]) -> str:
@@ -344,4 +344,3 @@ def iter_html(report: t.Mapping[str, t.Any], title: str = "memfrag fleet report"
 def render_html(report: t.Mapping[str, t.Any], title: str = "memfrag fleet report") -> str:
     """The whole report as one self-contained HTML document (no scripts, no external resources)."""
     return "".join(iter_html(report, title))
-

@@ -97,8 +97,8 @@ def main():
         books = {"diagnose": (os.path.join(REPO_ROOT, "playbooks", "diagnose.yml"), None),
                  "report": (os.path.join(REPO_ROOT, "playbooks", "report.yml"), {"report_output_dir": out})}
         if args.textfiles:
-            books["report+textfiles"] = (books["report"][0], {"report_output_dir": out,
-                                                               "report_textfile_dir": "{{ bench_textfile_dir }}"})
+            books["report+textfiles"] = (books["report"][0],
+                                         {"report_output_dir": out, "report_textfile_dir": "{{ bench_textfile_dir }}"})
         order = list(books)
         best, best_tasks, per_round = {}, {}, []
         for rnd in range(args.rounds):

@@ -15,6 +15,7 @@ import pytest
 from conftest import new_fleet, playbook_runner
 from helpers import chromium
 
+
 @pytest.fixture(scope="module")
 def reported_fleet(request, netns_base, tmp_path_factory):
     """Three reachable hosts with different memory pictures, one unreachable; diagnose + report."""

@@ -170,8 +170,8 @@ def test_html_is_self_contained_with_a_row_and_a_chart_per_zone(hostvars):
     assert len(charts) == 2 + sum(len(r["zones"]) for r in report["hosts"]) == 2 + 5
     zones = [z for r in report["hosts"] for z in r["zones"]]
     # Each zone chart's tooltip lists its free blocks of every order, in order.
-    assert parser.titles[-5:] == ["free blocks by order 0-%d: %s" % (len(z["free_blocks"]) - 1,
-                                                                  " ".join(str(b) for b in z["free_blocks"])) for z in zones]
+    assert parser.titles[-5:] == ["free blocks by order 0-%d: %s" % (len(z["free_blocks"]) - 1, " ".join(map(str, z["free_blocks"])))
+                                  for z in zones]
     assert not [tag for tag, _attrs in parser.tags if tag in ("script", "img", "link", "iframe", "object", "embed")]
     assert not [a for _tag, a in parser.tags if any(v and "http" in v for k, v in a.items())]
     assert not [a for _tag, a in parser.tags if any(k.startswith("on") for k in a)]
