@@ -8,6 +8,7 @@ name and values, and why it helps. The host name comes from an inventory and is 
 remedy pasted into a shell names exactly that host.
 """
 
+import json
 import shlex
 import typing as t
 
@@ -42,6 +43,13 @@ def remedy(finding: t.Mapping[str, t.Any], host: t.Optional[str] = None,
         return ("find the files behind it: memfrag.linux.xfs_extent_scan on %s (with the pids the events name) lists the "
                 "files whose extent maps need the large allocations XFS retries, and role memfrag.linux.xfs_extents "
                 "defragments them; meanwhile: %s" % (limit, reclaim))
+    if code == "xfs_fragmented_files":
+        paths = [item.get("path") for item in (finding.get("numbers") or {}).get("files") or [] if item.get("path")]
+        args = shlex.quote(json.dumps({"files": paths}, separators=(",", ":")))
+        return ("ansible %s -b -m memfrag.linux.xfs_defrag -a %s (xfs_fsr rewrites each file into few extents at idle I/O "
+                "priority, refuses files open for writing, and returns the extents before and after; the role "
+                "memfrag.linux.xfs_extents does the same for the worst files); files created later stay contiguous with an "
+                "extent size hint on their directory (xfs_defrag dirs, extsize 16m)" % (limit, args))
     if code in ("page_alloc_failure_logged", "page_alloc_stall_logged"):
         return "%s; then %s" % (reclaim, tune)
     if code == "hung_task_logged":
