@@ -227,7 +227,7 @@ ansible_facts:
       description:
         - Plain-language findings, most severe first, each with C(severity) (critical, warning or info), C(code),
           C(message), C(numbers), for zone findings C(node) and C(zone), and for warning and critical findings a
-          C(remedy): what to run on this host, with its values, and why it helps.
+          C(remedy), which says what to run on this host, with its values, and why it helps.
       returned: with O(judge=true)
       type: list
       elements: dict
@@ -242,7 +242,7 @@ ansible_facts:
     memfrag_verdict:
       description:
         - The worst severity (critical, warning or ok), a one-line C(summary), C(counts) per severity, C(lines) (what
-          the diagnose role prints: the verdict line, then each finding followed by its remedy) and C(remedies) (each
+          the diagnose role prints, the verdict line and then each finding followed by its remedy) and C(remedies) (each
           distinct remedy once, most severe finding first).
       returned: with O(judge=true)
       type: dict
