@@ -71,7 +71,7 @@ options:
       - node_exporter textfile-collector directory on the hosts (an absolute path), or empty for none. This action
         writes nothing on the hosts; it returns, in RV(textfiles), which diagnosed host gets its file in which
         directory, for a following per-host copy task.
-      - A host's own variable named by O(textfile_dir_var) overrides it for that host (an empty value: none).
+      - A host's own variable named by O(textfile_dir_var) overrides it for that host (an empty value turns it off).
     type: str
     default: ""
   textfile_dir_var:

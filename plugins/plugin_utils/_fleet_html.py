@@ -205,8 +205,8 @@ def _severity_card(report: t.Mapping[str, t.Any]) -> str:
     counts, total = report["counts"], len(report["hosts"])
     ov = report["overview"]
     segments = "".join('<span style="width:%.3f%%;background:%s" title="%s: %d"></span>'
-                  % (100.0 * n / total, _SEV_COLOR[s], _e(s.replace("_", " ")), n)
-                  for s, n in counts.items() if n and total)
+                       % (100.0 * n / total, _SEV_COLOR[s], _e(s.replace("_", " ")), n)
+                       for s, n in counts.items() if n and total)
     legend = "".join('<li><a href="#sev-%s"><span class="sev sev-%s">%s</span></a> <b>%d</b> <span class="k">%s</span></li>'
                      % (_e(s), _e(s), _e(s.replace("_", " ")), n, _pct(n, total)) for s, n in counts.items())
     rec = ov["reclaim"]

@@ -138,6 +138,8 @@ def test_second_run_swaps_the_report_whole_and_skips_textfiles_once(run_playbook
     for hv in hosts.values():
         hv.pop("report_textfile_dir", None)
     hosts = dict((h, hv) for h, hv in hosts.items() if h in ("web1", "a/b", "down"))
+    # An inventory variable may be a template: read in the host's own context.
+    hosts["web1"]["memfrag_baseline"] = {"vm.min_free_kbytes": "{{ 1000 + 24 }}"}
     inventory = _inventory(str(sandbox / "inventory-2.yml"), hosts)
     run = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"report_output_dir": str(out)},
                        env={"ANSIBLE_TIMEOUT": "5"})
@@ -145,6 +147,10 @@ def test_second_run_swaps_the_report_whole_and_skips_textfiles_once(run_playbook
     # The previous report's hosts are gone: the directory was replaced, not added to.
     assert sorted(os.listdir(str(out / "metrics"))) == sorted(safe_file_stem(h) + ".prom" for h in hosts)
     assert sorted(os.listdir(str(sandbox / "site"))) == ["memfrag"]  # no .new-/.old- directory left
+    with open(str(out / "report.json")) as f:
+        rows = dict((r["host"], r) for r in json.load(f)["hosts"])
+    baselines = dict((t["name"], (t["baseline"], t["differs"])) for t in rows["web1"]["tunables"] if t["baseline"] is not None)
+    assert baselines == {"min_free_kbytes": ("1024", True)}
     # No host has a textfile directory: the per-host task ran once (skipped), not once per host.
     copies = _results(run, TEXTFILE)
     assert len(copies) == 1 and list(copies.values())[0].get("skipped"), copies
