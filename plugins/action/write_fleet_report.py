@@ -57,7 +57,8 @@ def _has_template(value: t.Any, depth: int = 0) -> bool:
     return False
 
 
-def _host_vars(hostvars: t.Any, name: str, textfile_var: str) -> t.Tuple[t.Dict[str, t.Any], t.Any]:
+def _host_vars(hostvars: t.Any, name: str, textfile_var: str,
+               warnings: t.List[str]) -> t.Tuple[t.Dict[str, t.Any], t.Any]:
     """The variables of one host the report needs, and its own textfile directory (None when it has none)."""
     try:
         raw = hostvars.raw_get(name)
@@ -79,7 +80,11 @@ def _host_vars(hostvars: t.Any, name: str, textfile_var: str) -> t.Tuple[t.Dict[
             own[key] = raw[key]
     if any(_has_template(v) for v in own.values()):
         templated = hostvars[name]
-        own = dict((k, templated[k]) for k in own)
+        try:
+            own = dict((k, templated[k]) for k in own)
+        except AnsibleError as exc:  # one host's broken template must not cost the whole report
+            warnings.append("host %r: %s cannot be templated (%s); left out" % (name, " and ".join(sorted(own)), exc))
+            own = {}
     if "memfrag_baseline" in own:
         out["memfrag_baseline"] = own["memfrag_baseline"]
     textfile_dir = plain(own[textfile_var]) if textfile_var in own else None
@@ -100,7 +105,8 @@ class ActionModule(ActionBase):
         del validation
         hostvars = task_vars.get("hostvars")
         if hostvars is None:
-            raise AnsibleError("write_fleet_report: no hostvars in this task's variables")
+            result.update(failed=True, msg="write_fleet_report: no hostvars in this task's variables")
+            return result
         started = time.monotonic()
         textfile_default = args["textfile_dir"]
         warnings = []  # type: t.List[str]
@@ -108,16 +114,18 @@ class ActionModule(ActionBase):
         all_vars = {}  # type: t.Dict[str, t.Dict[str, t.Any]]
         textfile_of = {}  # type: t.Dict[str, t.Any]
         for name in args["hosts"]:
-            all_vars[name], own = _host_vars(hostvars, name, args["textfile_dir_var"])
+            all_vars[name], own = _host_vars(hostvars, name, args["textfile_dir_var"], warnings)
             textfile_of[name] = textfile_default if own is None else own
         read = time.monotonic()
         generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        try:
-            report = fleet_report(all_vars, args["hosts"], args["order"], plain(args["baseline"]) or None, generated)
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            result.update(failed=True, msg="write_fleet_report: host facts are not in the shape memfrag.linux roles "
-                                           "set: %s" % exc)
-            return result
+        bad_hosts = []  # type: t.List[t.Tuple[str, str]]
+        report = fleet_report(all_vars, args["hosts"], args["order"], plain(args["baseline"]) or None, generated,
+                              bad_hosts=bad_hosts)
+        for name, reason in bad_hosts[:10]:
+            warnings.append("host %r: facts not in the shape memfrag.linux roles set (%s); reported as no data"
+                            % (name, reason))
+        if len(bad_hosts) > 10:
+            warnings.append("%d more hosts with facts not in that shape" % (len(bad_hosts) - 10))
         shaped = time.monotonic()
 
         # Hosts that get their Prometheus file in their node_exporter textfile directory: judged hosts only.
@@ -149,6 +157,9 @@ class ActionModule(ActionBase):
             return result
         except OSError as exc:
             result.update(failed=True, msg="write_fleet_report: cannot write the report to %s: %s" % (args["dest"], exc))
+            return result
+        except (TypeError, ValueError, KeyError) as exc:  # a report the renderers cannot take: nothing was swapped in
+            result.update(failed=True, msg="write_fleet_report: the report could not be rendered: %s" % exc)
             return result
         prometheus = written.pop("prometheus_files")
         result.update(written, changed=True,

@@ -148,7 +148,7 @@ def shape_host(name: str, hostvars: t.Mapping[str, t.Any], order: int = 4,
     facts = hostvars.get("ansible_facts") or {}
     if not isinstance(facts, Mapping):
         facts = {}
-    buddy = facts.get("memfrag_buddyinfo") or {}
+    buddy = _fact(hostvars, facts, "memfrag_buddyinfo") or {}
     if not isinstance(buddy, Mapping):
         buddy = {}
     verdict = _fact(hostvars, facts, "memfrag_verdict") or {}
@@ -221,8 +221,13 @@ def _sort_key(row: t.Mapping[str, t.Any]) -> t.Tuple[int, float, str]:
 
 
 def fleet_report(hostvars: t.Mapping[str, t.Any], hosts: t.Iterable[str], order: int = 4,
-                 baseline: t.Optional[t.Mapping[str, t.Any]] = None, generated: str = "") -> t.Dict[str, t.Any]:
-    """The whole report: rows sorted worst first, a count per severity and the fleet overview."""
+                 baseline: t.Optional[t.Mapping[str, t.Any]] = None, generated: str = "",
+                 bad_hosts: t.Optional[t.List[t.Tuple[str, str]]] = None) -> t.Dict[str, t.Any]:
+    """The whole report: rows sorted worst first, a count per severity and the fleet overview.
+
+    A host whose facts are not in the shape the roles set raises (TypeError, ValueError...), unless ``bad_hosts``
+    is a list: then the host is reported as ``no_data`` saying so, and ``(host, reason)`` is appended to it (one
+    host's odd facts must not cost the report of 10,000)."""
     rows = []
     seen = set()
     for name in hosts:
@@ -242,7 +247,14 @@ def fleet_report(hostvars: t.Mapping[str, t.Any], hosts: t.Iterable[str], order:
             host_baseline = vars_.get("memfrag_baseline") or vars_.get("sysctl_tuning_baseline")
             if not isinstance(host_baseline, Mapping):
                 host_baseline = None
-        rows.append(shape_host(name, vars_, order, host_baseline))
+        try:
+            rows.append(shape_host(name, vars_, order, host_baseline))
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            if bad_hosts is None:
+                raise
+            bad_hosts.append((name, str(exc)))
+            rows.append(shape_host(name, {}, order, None))
+            rows[-1]["summary"] = "facts not in the shape memfrag.linux roles set: %s" % exc
     rows.sort(key=_sort_key)
     counts = dict((s, 0) for s in REPORT_SEVERITIES)
     for row in rows:

@@ -187,3 +187,31 @@ def test_a_directory_that_is_not_a_report_is_refused(run_playbook, sandbox):
     assert result["failed"] and "not a memfrag report" in result["msg"] and "Traceback" not in result["msg"]
     assert sorted(os.listdir(str(www))) == ["index.php"]
     assert sorted(p for p in os.listdir(str(sandbox)) if p.startswith(".www")) == []
+
+
+ODD_FACTS = """
+- name: Facts of odd shapes
+  hosts: odd
+  gather_facts: false
+  tasks:
+    - name: A verdict with buddyinfo that is not numbers
+      ansible.builtin.set_fact:
+        memfrag_verdict: {severity: critical, summary: odd}
+        memfrag_buddyinfo: {zones: [{node: 0, zone: Normal, free_blocks: [x, y]}]}
+""" + REPORT_ONLY
+
+
+def test_odd_facts_and_broken_templates_cost_one_host_not_the_report(run_playbook, sandbox):
+    hosts = {"good": _host("buddyinfo-x86-3zone-el8"), "odd": _host("buddyinfo-x86-3zone-el8"),
+             "broken": _host("buddyinfo-x86-3zone-el8", memfrag_baseline={"vm.min_free_kbytes": "{{ no_such_var }}"})}
+    inventory = _inventory(str(sandbox / "inventory-odd.yml"), hosts)
+    out = sandbox / "odd-report"
+    run = run_playbook(ODD_FACTS, inventory=inventory, extra_vars={"report_output_dir": str(out)})
+    assert run.rc == 0, run.stdout[-3000:]
+    result = list(_results(run, WRITE).values())[0]
+    warnings = " ".join(result.get("warnings", []))
+    assert "'odd': facts not in the shape" in warnings and "'broken': memfrag_baseline cannot be templated" in warnings
+    with open(str(out / "report.json")) as f:
+        rows = dict((r["host"], r) for r in json.load(f)["hosts"])
+    assert set(rows) == {"good", "odd", "broken"}
+    assert rows["odd"]["severity"] == "no_data" and rows["odd"]["summary"].startswith("facts not in the shape")
