@@ -78,16 +78,27 @@ options:
     description: Name of the host variable that overrides O(textfile_dir) per host.
     type: str
     default: report_textfile_dir
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
   async:
+    support: none
+  become:
     support: none
   bypass_host_loop:
     support: none
   check_mode:
     support: full
     details: Nothing is written; RV(dest) is checked (it must be absent, empty or an earlier report).
+  connection:
+    support: none
+  delegation:
+    support: none
+    details: It always runs on the controller and reads every host's variables from C(hostvars).
   diff_mode:
     support: none
   platform:
