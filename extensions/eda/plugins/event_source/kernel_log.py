@@ -831,7 +831,6 @@ class FileFollower:
             self.close()
 
 
-
 # ---- entry point ----------------------------------------------------------------------------------------------
 
 async def main(queue: Any, args: Dict[str, Any]) -> None:

@@ -320,7 +320,7 @@ def test_rate_event_after_the_threshold_of_allocation_events_in_the_window():
     assert len(build(hung, 2, message=HUNG)) == 1  # hung tasks are reported, not counted for reclaim
     events = build(match, 3)
     assert events[1]["kernel_log_rate"] == {"events": 3, "window": 60.0, "threshold": 3, "exceeded": True,
-                                           "host": "n1", "kind": "xfs_alloc_deadlock", "timestamp": None}
+                                            "host": "n1", "kind": "xfs_alloc_deadlock", "timestamp": None}
     assert events[1]["meta"] == {"hosts": "n1"}
     assert len(build(match, 3, host="n2")) == 1  # counted per host
     assert len(build(match, 62)) == 1  # 0 and 1 left the window: 3 and 62 are two
