@@ -29,6 +29,12 @@ options:
       - With O(judge=true), the host's inventory name, used in the C(remedy) of each finding
         (C(ansible-playbook memfrag.linux.reclaim --limit HOST ...)); shell-quoted there. Unset prints C(HOST).
     type: str
+  thresholds_from:
+    description:
+      - Prefix of the variables the O(thresholds) came from, so that a bad value is reported under the name the user
+        typed. The C(memfrag.linux.diagnose) role passes V(diagnose_), so C(-e diagnose_order=abc) fails naming
+        C(diagnose_order). Unset, the message names the option, as in C(thresholds - threshold order ...).
+    type: str
   fail_on:
     description:
       - With O(judge=true), fail the module run (after judging) when the verdict is at or above this severity, with the
@@ -41,14 +47,15 @@ options:
     description:
       - With O(judge=true), overrides of the judging defaults, as in the P(memfrag.linux.findings#filter) filter's
         C(thresholds). An option left unset keeps its default.
-      - Out-of-range values (a share outside 0-1, a negative order or size, O(thresholds.unusable_warning) above
-        O(thresholds.unusable_critical)) fail the module.
+      - Orders and sizes are integers, shares numbers between 0 and 1 (given as numbers or numeric strings). A value of
+        the wrong kind or out of range (a share outside 0-1, a negative order or size, O(thresholds.unusable_warning)
+        above O(thresholds.unusable_critical)) fails the module with a message naming it (see O(thresholds_from)).
     type: dict
     default: {}
     suboptions:
       order:
-        description: The allocation order that matters (default 4, 64 KiB with 4 KiB pages).
-        type: int
+        description: The allocation order that matters, an integer (default 4, 64 KiB with 4 KiB pages).
+        type: raw
       zones:
         description: Zones that are judged (default DMA32, Normal, Movable, HighMem).
         type: list
@@ -56,22 +63,22 @@ options:
         choices: [DMA, DMA32, Normal, HighMem, Movable, Device]
       min_zone_mb:
         description: Zones with less managed memory than this are left out (default 256).
-        type: int
+        type: raw
       unusable_warning:
         description: Unusable free index at O(thresholds.order) (0-1) from which a zone gets a warning (default 0.75).
-        type: float
+        type: raw
       unusable_critical:
         description: Unusable free index at O(thresholds.order) (0-1) from which a zone is critical (default 0.95).
-        type: float
+        type: raw
       min_high_order_free_mb:
         description: A zone with less free memory than this in blocks of order >= O(thresholds.order) gets a warning (default 64).
-        type: int
+        type: raw
       unexplained_warning:
         description: Share of RAM used but explained by no counter from which a warning is given (default 0.10).
-        type: float
+        type: raw
       slab_reclaimable_warning:
         description: Share of RAM in reclaimable slab from which a warning is given (default 0.25).
-        type: float
+        type: raw
   log_scan:
     description:
       - With O(judge=true), the C(counts), C(first_seen) and C(last_seen) of a M(memfrag.linux.kernel_log_scan) result,
@@ -111,6 +118,41 @@ options:
         description: Also count kernel-looking lines that a process wrote into C(/dev/kmsg).
         type: bool
         default: false
+  xfs_files:
+    description:
+      - Find the XFS files behind XFS allocation deadlocks, in the same run, as M(memfrag.linux.xfs_extent_scan) does,
+        and set RV(ansible_facts.memfrag_xfs_files); with O(judge=true) a finding names them.
+      - Starts from the processes the O(kernel_log) scan's XFS deadlock events name (their open files); when no event
+        names a running process, scans O(xfs_files.paths) (every XFS mount by default) within the bounds below.
+      - Unset (null) means no XFS scan. Only for this host (O(proc_root=/proc)); a capture is not scanned.
+    type: dict
+    suboptions:
+      scan:
+        description: V(auto) scans only when the kernel log scan counted XFS deadlocks; V(always) scans anyway.
+        type: str
+        choices: [auto, always]
+        default: auto
+      paths:
+        description: Directories to scan when no event names a running process; empty means every XFS mount.
+        type: list
+        elements: path
+        default: []
+      min_extents:
+        description: Files with at least this many extents are reported.
+        type: int
+        default: 10000
+      max_files:
+        description: Directory entries examined at most.
+        type: int
+        default: 1000000
+      time_limit:
+        description: Seconds the XFS scan may take.
+        type: float
+        default: 30
+      max_results:
+        description: Files kept, those with the most extents.
+        type: int
+        default: 10
   page_size:
     description:
       - Base page size in bytes of the host the files come from.
@@ -185,7 +227,7 @@ ansible_facts:
       description:
         - Plain-language findings, most severe first, each with C(severity) (critical, warning or info), C(code),
           C(message), C(numbers), for zone findings C(node) and C(zone), and for warning and critical findings a
-          C(remedy): what to run on this host, with its values, and why it helps.
+          C(remedy), which says what to run on this host, with its values, and why it helps.
       returned: with O(judge=true)
       type: list
       elements: dict
@@ -200,7 +242,7 @@ ansible_facts:
     memfrag_verdict:
       description:
         - The worst severity (critical, warning or ok), a one-line C(summary), C(counts) per severity, C(lines) (what
-          the diagnose role prints: the verdict line, then each finding followed by its remedy) and C(remedies) (each
+          the diagnose role prints, the verdict line and then each finding followed by its remedy) and C(remedies) (each
           distinct remedy once, most severe finding first).
       returned: with O(judge=true)
       type: dict
@@ -214,6 +256,13 @@ ansible_facts:
           logs were not scanned.
       returned: with O(judge=true)
       type: dict
+    memfrag_xfs_files:
+      description:
+        - With O(xfs_files), what the XFS scan found (C(files) with C(path), C(mount), C(size), C(extents), C(alloc_bytes),
+          C(alloc_order), C(open_by); C(found), C(min_extents), C(era), C(log_processes), C(stopped_early)), as in
+          M(memfrag.linux.xfs_extent_scan); or C(scanned=false) and the C(reason) when it did not scan.
+      returned: when O(xfs_files) is set
+      type: dict
 kernel_log_scan:
   description:
     - What M(memfrag.linux.kernel_log_scan) returns for the same options (C(counts), C(first_seen), C(last_seen),
@@ -224,6 +273,7 @@ kernel_log_scan:
            skipped_sources: [journal], since: "2024-03-01T08:00:00+00:00"}
 """
 
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -232,6 +282,8 @@ from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge impo
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import log_scan_problem as log_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._xfs.options import XFS_FILES_OPTIONS
 
 
 def main():
@@ -245,9 +297,11 @@ def main():
             judge=dict(type="bool", default=False),
             host=dict(type="str"),
             fail_on=dict(type="str", default="none", choices=["none", "warning", "critical"]),
+            thresholds_from=dict(type="str"),
             thresholds=dict(type="dict", default={}, options=THRESHOLD_OPTIONS),
             log_scan=dict(type="dict"),
             kernel_log=dict(type="dict", options=SCAN_OPTIONS),
+            xfs_files=dict(type="dict", options=XFS_FILES_OPTIONS),
         ),
         mutually_exclusive=[("log_scan", "kernel_log")],
         supports_check_mode=True,
@@ -260,6 +314,10 @@ def main():
     try:
         check_thresholds(params["thresholds"])
     except ValueError as exc:
+        prefix = params["thresholds_from"]
+        if prefix:
+            # "threshold order must be ..." -> "diagnose_order must be ...": the name the user typed.
+            module.fail_json(msg=re.sub(r"\bthreshold (\w+)", lambda m: prefix + m.group(1), str(exc)))
         module.fail_json(msg="thresholds: %s" % exc)
     try:
         buddyinfo, warnings = gather_buddyinfo(params["proc_root"], page_size, params["buddyinfo_subset"])
@@ -274,6 +332,8 @@ def main():
     facts = {"memfrag_buddyinfo": buddyinfo, "memfrag_meminfo": meminfo}
     result = {}
     log_scan = params["log_scan"]
+    if log_problem(log_scan):
+        module.fail_json(msg=log_problem(log_scan))
     if params["kernel_log"] is not None:
         # Imported here: the scanner is the largest code in the collection, and a module compiles what it imports
         # on the target at every run; hosts that do not scan (captures, a fleet diagnose) do not pay for it.
@@ -287,11 +347,20 @@ def main():
         for warning in warnings_to_show(scan_warnings):
             module.warn("kernel_log: %s" % warning)
         result["kernel_log_scan"] = log_scan
+    if params["xfs_files"] is not None:
+        # Imported here for the same reason as the log scanner: only hosts that scan compile it.
+        from ansible_collections.memfrag.linux.plugins.module_utils._xfs.scan import host_files
+        try:
+            facts["memfrag_xfs_files"], xfs_warnings = host_files(params["xfs_files"], log_scan, params["proc_root"])
+        except (ProcFileError, ValueError) as exc:
+            module.fail_json(msg="xfs_files: %s" % exc)
+        for warning in xfs_warnings:
+            module.warn("xfs_files: %s" % warning)
     if params["judge"]:
         if log_scan is not None:
             log_scan = dict((key, log_scan.get(key) or {}) for key in ("counts", "first_seen", "last_seen"))
         try:
-            findings = host_findings(buddyinfo, meminfo, log_scan, params["thresholds"], params["host"])
+            findings = host_findings(buddyinfo, meminfo, log_scan, params["thresholds"], params["host"], facts.get("memfrag_xfs_files"))
         except (TypeError, ValueError, KeyError) as exc:
             module.fail_json(msg="cannot judge the host with thresholds %r and log_scan counts: %s" % (params["thresholds"], exc))
         host_verdict = verdict(findings)

@@ -112,9 +112,11 @@ def test_diagnose_threshold_from_variables(run_playbook, fixtures_dir):
 
 
 @pytest.mark.parametrize("extra_vars, text", [
-    ({"diagnose_order": "four"}, "argument 'order' is of type str found in 'thresholds'"),
+    ({"diagnose_order": "four"}, "diagnose_order must be an integer, got 'four'"),
+    ({"diagnose_order": "abc"}, "diagnose_order must be an integer, got 'abc'"),
+    ({"diagnose_min_zone_mb": "9" * 5000}, "diagnose_min_zone_mb must be an integer, got a 5000-character value"),
     ({"diagnose_zones": ["normal"]}, "value of zones must be one or more of: DMA, DMA32, Normal, HighMem, Movable, Device"),
-    ({"diagnose_unusable_warning": 7.5}, "threshold unusable_warning is a share of memory between 0 and 1, got 7.5"),
+    ({"diagnose_unusable_warning": 7.5}, "diagnose_unusable_warning is a share of memory between 0 and 1, got 7.5"),
     ({"diagnose_log_sources": ["dmesg"]}, "value of sources must be one or more of: kmsg, journal, files"),
     ({"diagnose_log_window": "yesterday"}, "since must be a duration such as 24h"),
 ])

@@ -14,7 +14,8 @@ import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.remedies import add_remedies
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
-from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB, format_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import check_log_scan
+from ansible_collections.memfrag.linux.plugins.module_utils._units import GIB, MIB, format_bytes
 
 # Severities from least to most severe; the rank orders findings, verdicts and report rows everywhere.
 SEVERITIES = ("ok", "info", "warning", "critical")
@@ -46,9 +47,10 @@ ZONE_NAMES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
 # copies (role defaults and argument_specs, module and filter docs) are checked against DEFAULT_THRESHOLDS by
 # tests/unit/plugins/module_utils/test_thresholds_documented.py.
 THRESHOLD_OPTIONS = dict(
-    (name, dict(type="list", elements="str", choices=list(ZONE_NAMES)) if isinstance(value, list)
-     else dict(type="float" if isinstance(value, float) else "int"))
+    (name, dict(type="list", elements="str", choices=list(ZONE_NAMES)) if isinstance(value, list) else dict(type="raw"))
     for name, value in DEFAULT_THRESHOLDS.items())
+# Numbers are taken as "raw" and converted by check_thresholds, so that a bad value is reported under the name the
+# user typed (diagnose_order), not AnsibleModule's "argument 'order' ... unable to convert".
 _SHARES = ("unusable_warning", "unusable_critical", "unexplained_warning", "slab_reclaimable_warning")
 _NOT_NEGATIVE = ("order", "min_zone_mb", "min_high_order_free_mb")
 
@@ -70,12 +72,32 @@ def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]
     return merged
 
 
-def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> None:
-    """Raise ValueError naming the first threshold that is unknown or out of range."""
+def _number(key: str, value: t.Any) -> t.Union[int, float]:
+    """The threshold's value as its default's type; ValueError saying what was expected."""
+    want_int = isinstance(DEFAULT_THRESHOLDS[key], int)
+    if isinstance(value, bool) or isinstance(value, (list, dict)):
+        raise ValueError("threshold %s must be %s, got %r" % (key, "an integer" if want_int else "a number", value))
+    text = str(value).strip()
+    # Bounded before converting: a hostile 5,000-digit value must not cost int() or overflow float().
+    if len(text) > 32:
+        raise ValueError("threshold %s must be %s, got a %d-character value" % (key, "an integer" if want_int else "a number", len(text)))
+    try:
+        return int(text) if want_int else float(text)
+    except ValueError:
+        raise ValueError("threshold %s must be %s, got %r" % (key, "an integer" if want_int else "a number", value))
+
+
+def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
+    """The thresholds merged with the defaults and converted; ValueError naming the first one unknown or out of range."""
+    if thresholds is not None and not isinstance(thresholds, t.Mapping):
+        raise ValueError("thresholds must be a dict, got %s" % type(thresholds).__name__)
     merged = _merged(thresholds)
     unknown = sorted(set(merged) - set(DEFAULT_THRESHOLDS))
     if unknown:
         raise ValueError("unknown threshold %s; known: %s" % (", ".join(unknown), ", ".join(sorted(DEFAULT_THRESHOLDS))))
+    for key, default in DEFAULT_THRESHOLDS.items():
+        if not isinstance(default, list):
+            merged[key] = _number(key, merged[key])
     for key in _SHARES:
         if not 0 <= float(merged[key]) <= 1:
             raise ValueError("threshold %s is a share of memory between 0 and 1, got %s" % (key, merged[key]))
@@ -85,6 +107,7 @@ def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> None:
     if float(merged["unusable_warning"]) > float(merged["unusable_critical"]):
         raise ValueError("threshold unusable_warning (%s) is above unusable_critical (%s)"
                          % (merged["unusable_warning"], merged["unusable_critical"]))
+    return merged
 
 
 def _at(values: t.Sequence[t.Any], index: int, default: t.Any = None) -> t.Any:
@@ -186,11 +209,35 @@ def memory_findings(meminfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
     return findings
 
 
+def free_outside_zones(buddyinfo: t.Mapping[str, t.Any], meminfo: t.Mapping[str, t.Any]) -> t.List[t.Dict[str, t.Any]]:
+    """An info finding when MemFree counts much more than the zones' free lists hold.
+
+    Kernels that initialise struct pages lazily (CONFIG_DEFERRED_STRUCT_PAGE_INIT, ``deferred_init=lazy``) count
+    memory not yet handed to the zones as free; it reaches buddyinfo only as memory is used. Without a word, "22 GiB
+    free" next to zones holding 3 GiB reads like an error in one of the two numbers.
+    """
+    mem_free = (meminfo.get("meminfo") or {}).get("MemFree")
+    zones = buddyinfo.get("zones") or []
+    if mem_free is None or not zones:
+        return []
+    in_zones = sum(int(zone.get("free_bytes") or 0) for zone in zones)
+    outside = int(mem_free) - in_zones
+    if outside < max(GIB, int(mem_free) // 10):
+        return []
+    return [_finding(
+        "info", "free_outside_zones",
+        "MemFree says %s free but the zones' free lists (buddyinfo) hold %s: %s is memory the kernel has not handed to "
+        "the zones yet (lazy struct-page initialisation adds it as memory is used) or holds elsewhere; only the "
+        "zones' free blocks serve allocations now" % (format_bytes(mem_free), format_bytes(in_zones), format_bytes(outside)),
+        None, None, {"mem_free_bytes": int(mem_free), "zone_free_bytes": in_zones, "outside_bytes": outside})]
+
+
 def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[str, t.Any]]:
     """Findings from kernel_log_scan counts, with first and last time seen."""
     findings = []
     if not log_scan:
         return findings
+    check_log_scan(log_scan)  # ValueError naming the field, e.g. counts given as a list
     counts = log_scan.get("counts") or {}
     first_seen = log_scan.get("first_seen") or {}
     last_seen = log_scan.get("last_seen") or {}
@@ -207,12 +254,66 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
     return findings
 
 
+def xfs_file_findings(xfs_files: t.Optional[t.Mapping[str, t.Any]],
+                      thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
+    """Which files to look at, from the ``memfrag_xfs_files`` fact (an XFS extent scan after deadlock events).
+
+    Critical when a file's in-core extent map needs an allocation of at least the order that matters on this
+    kernel's era (up to 4.14: more than 65,536 extents for order 1); a warning otherwise, since those files are
+    still where the fragmentation is; info when the scan found none.
+    """
+    if not xfs_files or not xfs_files.get("scanned"):
+        return []
+    # Imported here: only hosts with an XFS scan compile it (memory_facts imports this file on every host).
+    from ansible_collections.memfrag.linux.plugins.module_utils._xfs.extent_map import ERA_EXTENT_LIST, ERA_IEXT_BTREE, extents_for_irec_size
+    order = int(_merged(thresholds)["order"])
+    processes = [item for item in xfs_files.get("log_processes") or [] if isinstance(item, dict)]
+    named = ["%s(%s)" % (item.get("comm"), item.get("pid")) for item in processes]
+    source = "XFS deadlock messages name %s" % ", ".join(named[:3]) if named else "XFS deadlock messages"
+    stopped = xfs_files.get("stopped_early")
+    partial = " (the scan stopped early: %s)" % stopped.get("reason") if stopped else ""
+    files = [item for item in xfs_files.get("files") or [] if isinstance(item, dict)]
+    numbers = {"files": [dict((key, item.get(key)) for key in ("path", "extents", "alloc_bytes", "alloc_order")) for item in files[:5]],
+               "found": xfs_files.get("found"), "min_extents": xfs_files.get("min_extents"), "era": xfs_files.get("era"),
+               "log_processes": named}
+    if not files:
+        return [_finding("info", "xfs_files_not_found", "%s; no XFS file with %s or more extents found%s"
+                         % (source, xfs_files.get("min_extents"), partial), None, None, numbers)]
+    shown = [_xfs_file_text(item) for item in files[:3]]
+    more = int(xfs_files.get("found") or len(files)) - len(shown)
+    message = "%s; the XFS files with the most extents are %s%s%s." % (
+        source, ", ".join(shown), " and %d more" % more if more > 0 else "", partial)
+    if xfs_files.get("era") == ERA_IEXT_BTREE:
+        message += (" On this kernel (4.15+) an extent map needs nothing above order 0, so they are fragmented files,"
+                    " not the allocation that loops.")
+    for item in processes:
+        span = extents_for_irec_size(int(item.get("size") or 0)) if xfs_files.get("era") == ERA_EXTENT_LIST else None
+        if span:
+            message += (" The messages' %d-byte allocation is the extent index of a file with %d-%d extents."
+                        % (item["size"], span[0], span[1]))
+            break
+    worst = max(int(item.get("alloc_order") or 0) for item in files)
+    return [_finding("critical" if worst >= order else "warning", "xfs_fragmented_files", message, None, None, numbers)]
+
+
+def _xfs_file_text(item: t.Mapping[str, t.Any]) -> str:
+    parts = ["%d extents" % int(item.get("extents") or 0)]
+    if item.get("alloc_bytes") is not None:
+        parts.append("map needs %d bytes, order %s" % (item["alloc_bytes"], item.get("alloc_order")))
+    holders = ["%s(%s)" % (holder.get("comm"), holder.get("pid")) for holder in (item.get("open_by") or [])[:3]]
+    if holders:
+        parts.append("open by " + ", ".join(holders))
+    return "%s (%s)" % (item.get("path"), "; ".join(parts))
+
+
 def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optional[t.Mapping[str, t.Any]] = None,
                   log_scan: t.Optional[t.Mapping[str, t.Any]] = None,
                   thresholds: t.Optional[t.Mapping[str, t.Any]] = None,
-                  host: t.Optional[str] = None) -> t.List[t.Dict[str, t.Any]]:
+                  host: t.Optional[str] = None,
+                  xfs_files: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
     """All findings for one host, most severe first (stable within a severity), each warning and critical one with
-    its ``remedy`` (``host`` is the inventory name the remedies' commands limit to).
+    its ``remedy`` (``host`` is the inventory name the remedies' commands limit to). ``xfs_files`` is the
+    ``memfrag_xfs_files`` fact of an XFS extent scan.
 
     Raises ValueError for thresholds that are unknown or out of range (check_thresholds).
     """
@@ -221,8 +322,11 @@ def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optio
     if buddyinfo:
         findings.extend(zone_findings(buddyinfo, thresholds))
     findings.extend(log_findings(log_scan))
+    findings.extend(xfs_file_findings(xfs_files, thresholds))
     if meminfo:
         findings.extend(memory_findings(meminfo, thresholds))
+    if buddyinfo and meminfo:
+        findings.extend(free_outside_zones(buddyinfo, meminfo))
     findings.sort(key=lambda item: -SEVERITY_RANK[item["severity"]])
     return add_remedies(findings, host, (buddyinfo or {}).get("tunables"))
 

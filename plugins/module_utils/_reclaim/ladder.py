@@ -358,7 +358,9 @@ class Ladder(object):
             path = self.host.cgroup_reclaim_path(self.plan.cgroup)
         except TriggerError as exc:
             raise _Refused(exc.reason, exc.message)
-        amount = max(self.progress["shortfall_bytes"], self.host.page_size)
+        amount = self.progress["shortfall_bytes"]
+        if amount <= 0:
+            raise _Refused("nothing_to_do", "no judged zone is short, so there is no shortfall to reclaim")
         # Without swap only page cache (and slab) can be reclaimed; with swap, ask for no swapping (6.9+ key),
         # and a kernel that does not know the key refuses it (EINVAL), which skips the step: swapping out
         # applications to defragment is not a bounded, cache-keeping step.
