@@ -195,10 +195,11 @@ if not set(ALLOCATION_KINDS) <= set(kernel_log_kinds.KINDS):
 class Recognised:
     """What the collection's patterns say about one line or record."""
 
-    __slots__ = ("kernel", "host", "timestamp", "uptime", "origin", "message", "match")
+    __slots__ = ("kernel", "host", "timestamp", "uptime", "origin", "message", "match", "exact", "release")
 
     def __init__(self, kernel: bool, host: Optional[str], timestamp: Optional[float], uptime: Optional[float],
-                 origin: str, message: str, match: Any) -> None:
+                 origin: str, message: str, match: Any, exact: bool = True,
+                 release: Optional[Tuple[str, str]] = None) -> None:
         self.kernel = kernel        # False: another program wrote the line (its tag is not "kernel")
         self.host = host            # the syslog host field, if the line had one
         self.timestamp = timestamp
@@ -206,6 +207,8 @@ class Recognised:
         self.origin = origin        # syslog | dmesg | text
         self.message = message      # the kernel message, prefixes removed
         self.match = match          # patterns.Match (form, kind, fields, complete) or None
+        self.exact = exact          # False: non-breaking spaces were read as spaces
+        self.release = release      # (release, which line) when the kernel's message names its release
 
 
 def recognise(line: str, reference: float, kernel_release: Optional[str], previous: Optional[str] = None,
@@ -220,17 +223,27 @@ def recognise(line: str, reference: float, kernel_release: Optional[str], previo
     Non-breaking spaces are read as spaces where the patterns do so.
     """
     normalise = getattr(patterns, "normalise_spaces", None)
+    release_of = getattr(patterns, "release_of", None)
 
     def plain(text: str) -> str:
         return normalise(text)[0] if normalise is not None else text
 
+    def named_release(message: str) -> Optional[Tuple[str, str]]:
+        if release_of is not None and ("Linux version " in message or "ainted" in message):
+            return release_of(message)
+        return None
+
+    original = line
     line = plain(line)
+    exact = line == original
     if record == "journal":
-        return Recognised(True, None, None, None, "journal", line, patterns.classify_message(line, kernel_release))
+        return Recognised(True, None, None, None, "journal", line, patterns.classify_message(line, kernel_release),
+                          exact, named_release(line))
     speaker = patterns.parse_prefix(line, reference)
     if record == "kmsg":
         return Recognised(True, None, None, speaker.uptime, "kmsg", speaker.message,
-                          patterns.classify_message(speaker.message, kernel_release))
+                          patterns.classify_message(speaker.message, kernel_release), exact,
+                          named_release(speaker.message))
     kernel, host, timestamp, origin = speaker.kernel, speaker.host, speaker.timestamp, speaker.origin
     if speaker.origin == "text" and previous is not None:
         before = patterns.parse_prefix(plain(previous), reference)
@@ -242,13 +255,17 @@ def recognise(line: str, reference: float, kernel_release: Optional[str], previo
         return Recognised(False, host, timestamp, speaker.uptime, origin, speaker.message, None)
     match = patterns.classify_message(speaker.message, kernel_release)
     message = speaker.message
+    if not exact:  # as the scanner: only a non-breaking space inside the message makes it not byte-exact
+        stripped = original.strip()
+        exact = not message or "\xa0" not in stripped[len(stripped) - len(message):]
     if match is not None and not match.complete and following is not None:
         rest = plain(following).strip()
         if rest and not patterns.has_prefix(rest):
             joined = patterns.classify_message(message + " " + rest, kernel_release)
             if joined is not None and joined.form == match.form:
                 match = joined  # the event's message stays the line's own, as kernel_log_scan reports it
-    return Recognised(True, host, timestamp, speaker.uptime, origin, message, match)
+                exact = exact and plain(rest) == rest
+    return Recognised(True, host, timestamp, speaker.uptime, origin, message, match, exact, named_release(message))
 
 
 def event_needles() -> Tuple[bytes, ...]:
@@ -259,6 +276,8 @@ def event_needles() -> Tuple[bytes, ...]:
 
 
 NEEDLES = event_needles()
+# Lines that may name the kernel release of the host that wrote them (boot banner, taint lines of reports).
+RELEASE_NEEDLES = tuple(getattr(patterns, "RELEASE_NEEDLES", ()))
 
 
 # ---- options --------------------------------------------------------------------------------------------------
@@ -352,22 +371,32 @@ class Emitter:
         self.options = options
         self.queue = queue
         self.running_release = os.uname().release
+        self._releases = {}  # type: Dict[str, Tuple[str, str]]
         self._invoked = {}  # type: Dict[str, Dict[str, Any]]
         self._recent = collections.OrderedDict()  # type: collections.OrderedDict
         self._rates = {}  # type: Dict[str, Deque[float]]
         self._bad_hosts = 0
         self.emitted = 0
 
-    def release_for(self, host: Optional[str]) -> Optional[str]:
+    def release_for(self, host: Optional[str]) -> Optional[Tuple[str, str]]:
+        """(release, where it comes from) that decodes a host's GFP modes printed without names, or None."""
         if self.options.kernel_release:
-            return self.options.kernel_release
+            return self.options.kernel_release, "kernel_release option"
         if host is None or host == self.options.host:
-            return self.running_release
-        return None
+            return self.running_release, "running kernel"
+        return self._releases.get(host)
+
+    def learn_release(self, host: Optional[str], found: Recognised) -> None:
+        """Remember the release a host's kernel named in its own log (boot banner, taint line)."""
+        if host is not None and found.kernel and found.release is not None:
+            if host not in self._releases and len(self._releases) >= 100000:
+                self._releases.clear()  # bounded whatever host names lines carry
+            self._releases[host] = (found.release[0], "%s in %s's log" % (found.release[1], host))
 
     def build(self, match: Any, stream: str, host: Optional[str], source: str, origin: str,
               timestamp: Optional[float], message: str, uptime: Optional[float] = None, path: Optional[str] = None,
-              line: Optional[str] = None, now: Optional[float] = None) -> List[Dict[str, Any]]:
+              line: Optional[str] = None, now: Optional[float] = None, exact: bool = True,
+              release: Optional[Tuple[str, str]] = None) -> List[Dict[str, Any]]:
         """The events for one recognised message: none (not a kind of event, a bad host, a copy), its
         ``kernel_log`` event, and after it a ``kernel_log_rate`` event when its host reached the reclaim rate.
 
@@ -390,16 +419,23 @@ class Emitter:
         if self._copy(checked, message, source, now):
             return []
         data = {"kind": match.kind, "form": match.form, "host": checked, "source": source, "origin": origin,
-                "timestamp": patterns.iso(timestamp), "message": message[:MAX_MESSAGE]}  # type: Dict[str, Any]
-        for key, value in match.fields.items():
+                "timestamp": patterns.iso(timestamp), "message": message[:MAX_MESSAGE],
+                "byte_exact": exact}  # type: Dict[str, Any]
+        fields = match.fields
+        if match.kind == "oom_kill" and stream in self._invoked:
+            # The allocation that ran out of memory, from this report's "invoked oom-killer" line.
+            invoked = self._invoked.pop(stream)
+            fields = dict(fields, invoked_by=invoked.get("comm"))
+            for key in ("order", "mode", "gfp_flags", "gfp_flags_source"):
+                if invoked.get(key) is not None:
+                    fields[key] = invoked[key]
+        for key, value in fields.items():
             if value is not None and key not in data:
                 data[key] = value
-        if match.kind == "oom_kill" and stream in self._invoked:
-            invoked = self._invoked.pop(stream)
-            for key in ("order", "mode", "gfp_flags"):
-                if invoked.get(key) is not None:
-                    data[key] = invoked[key]
-            data["invoked_by"] = invoked.get("comm")
+        if release is not None and str(data.get("gfp_flags_source", "")).startswith("decoded"):
+            data["gfp_release"], data["gfp_release_source"] = release
+        if getattr(match, "problems", None):
+            data["problems"] = list(match.problems)  # numbers no kernel prints: those fields are null
         if uptime is not None:
             data["uptime"] = uptime
         if path is not None:
@@ -471,7 +507,8 @@ def kmsg_event(emitter: Emitter, raw: bytes, boot_epoch: float) -> List[Dict[str
     if record is None:
         return []
     host = emitter.options.host
-    found = recognise(record.message, time.time(), emitter.release_for(host), record="kmsg")
+    release = emitter.release_for(host)
+    found = recognise(record.message, time.time(), release[0] if release else None, record="kmsg")
     if found.match is None:
         return []
     if record.facility != 0:
@@ -479,7 +516,8 @@ def kmsg_event(emitter: Emitter, raw: bytes, boot_epoch: float) -> List[Dict[str
                     found.match.form, emitter.options.kmsg_path, record.facility)
         return []
     uptime = record.usec / 1e6
-    return emitter.build(found.match, "kmsg", host, "kmsg", "kmsg", boot_epoch + uptime, found.message, uptime=uptime)
+    return emitter.build(found.match, "kmsg", host, "kmsg", "kmsg", boot_epoch + uptime, found.message, uptime=uptime,
+                         exact=found.exact, release=release)
 
 
 def boot_epoch() -> float:
@@ -535,7 +573,8 @@ def journal_argv(options: Options) -> List[str]:
 def journal_event(emitter: Emitter, raw: bytes) -> List[Dict[str, Any]]:
     """The events for one journalctl JSON line (Emitter.build). A process writing into /dev/kmsg reaches the journal with
     the kernel transport too; only facility 0 (or none) is the kernel, as in kernel_log_scan."""
-    if not any(needle in raw for needle in NEEDLES) and b'"MESSAGE":[' not in raw.replace(b" ", b""):
+    if (not any(needle in raw for needle in NEEDLES + RELEASE_NEEDLES)
+            and b'"MESSAGE":[' not in raw.replace(b" ", b"")):
         return []
     try:
         entry = json.loads(raw)
@@ -558,14 +597,18 @@ def journal_event(emitter: Emitter, raw: bytes) -> List[Dict[str, Any]]:
     host = emitter.options.host
     if emitter.options.journal_directory:
         host = entry.get("_HOSTNAME") if isinstance(entry.get("_HOSTNAME"), str) else None
-    found = recognise(message, time.time(), emitter.release_for(host), record="journal")
+    if emitter.options.journal_directory:  # other machines: each one's release from its own banner or taint lines
+        emitter.learn_release(host, recognise(message, time.time(), None, record="journal"))
+    release = emitter.release_for(host)
+    found = recognise(message, time.time(), release[0] if release else None, record="journal")
     if found.match is None:
         return []
     try:
         stamp = int(entry.get("__REALTIME_TIMESTAMP")) / 1e6  # type: Optional[float]
     except (TypeError, ValueError):
         stamp = None
-    return emitter.build(found.match, "journal:%s" % host, host, "journal", "journal", stamp, found.message)
+    return emitter.build(found.match, "journal:%s" % host, host, "journal", "journal", stamp, found.message,
+                         exact=found.exact, release=release)
 
 
 async def follow_journal(emitter: Emitter) -> None:
@@ -716,27 +759,37 @@ class FollowedFile:
         return "same"
 
 
-def _text(raw: bytes) -> str:
-    return raw.replace(b"\x00", b"").decode("utf-8", "replace")
+def _text(raw: Optional[bytes]) -> Optional[str]:
+    """A log line's text; NUL bytes dropped, bytes that are not UTF-8 shown as U+FFFD (as kernel_log_scan)."""
+    return None if raw is None else raw.replace(b"\x00", b"").decode("utf-8", "replace")
+
+
+def _valid_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def file_event(emitter: Emitter, followed: FollowedFile, line: bytes, previous: Optional[bytes],
                following: Optional[bytes]) -> List[Dict[str, Any]]:
     """The events for one file line (Emitter.build). Only lines tagged ``kernel`` are the kernel's."""
-    options = emitter.options
     text = _text(line)
-    # A first guess at the host picks the kernel release; the line's own host field (read below) is final.
-    found = recognise(text, time.time(), None, _text(previous) if previous is not None else None,
-                      _text(following) if following is not None else None)
-    if not found.kernel or found.match is None:
+    found = recognise(text, time.time(), None, _text(previous), _text(following))
+    if not found.kernel:
         return []
-    host = host_of_file_line(options, found.host, followed.path, followed.pattern)
+    host = host_of_file_line(emitter.options, found.host, followed.path, followed.pattern)
+    emitter.learn_release(host, found)
+    if found.match is None:
+        return []
     release = emitter.release_for(host)
     if release is not None and found.match.fields.get("mode") is not None and "gfp_flags" not in found.match.fields:
-        found = recognise(text, time.time(), release, _text(previous) if previous is not None else None,
-                          _text(following) if following is not None else None)
+        # The host is known only once the line is read: decode its GFP mode for that host's kernel now.
+        found = recognise(text, time.time(), release[0], _text(previous), _text(following))
     return emitter.build(found.match, "file:" + followed.path, host, "files", found.origin, found.timestamp,
-                         found.message, uptime=found.uptime, path=followed.path, line=text.rstrip("\r"))
+                         found.message, uptime=found.uptime, path=followed.path, line=text.rstrip("\r"),
+                         exact=found.exact and _valid_utf8(line), release=release)
 
 
 class FileFollower:
@@ -746,7 +799,7 @@ class FileFollower:
         self.emitter = emitter
         self.options = emitter.options
         self.files = {}  # type: Dict[str, FollowedFile]
-        self.needles = NEEDLES
+        self.needles = NEEDLES + RELEASE_NEEDLES
         self.started = False
         self._said_nothing = False
 
@@ -793,7 +846,7 @@ class FileFollower:
                 await self.emitter.put(file_event(self.emitter, followed, held, previous, line))
             if any(needle in line for needle in self.needles):
                 previous = followed.previous
-                probe = recognise(_text(line), time.time(), None, _text(previous) if previous is not None else None)
+                probe = recognise(_text(line), time.time(), None, _text(previous))
                 if probe.kernel and probe.match is not None and not probe.match.complete:
                     # Cut short (a wrapped line): wait for the next line, or a poll interval, before emitting.
                     followed.pending = (line, previous, now)

@@ -87,7 +87,8 @@ def _scanned(path):
 
 
 def _key(event):
-    fields = dict((k, event.get(k)) for k in ("comm", "pid", "order", "mode", "size", "function", "killed_pid"))
+    fields = dict((k, event.get(k)) for k in ("comm", "pid", "order", "mode", "size", "function", "killed_pid",
+                                              "seconds", "invoked_by", "byte_exact"))
     return (event["kind"], event["form"], event["message"], json.dumps(fields, sort_keys=True))
 
 
@@ -147,6 +148,25 @@ def test_xfs_mode_is_decoded_for_this_hosts_kernel_or_the_given_release(tmp_path
     given = follow(tmp_path / "c", ("Mar  5 22:42:57 node06 kernel: " + XFS + "\n").encode(),
                    kernel_release="3.10.0-1160.el7.x86_64")
     assert given[0]["kernel_log"]["gfp_flags"] == ["GFP_NOFS", "__GFP_NOWARN"]
+
+
+def test_a_hosts_own_kernel_banner_decodes_its_gfp_modes_a_programs_does_not(tmp_path):
+    lines = ("Mar  5 22:40:00 node06 kernel: Linux version 3.10.0-1160.el7.x86_64 (mockbuild@x) #1 SMP\n"
+             "Mar  5 22:40:01 node07 sshd[1]: Linux version 3.10.0-1160.el7.x86_64 (spoof)\n"
+             "Mar  5 22:42:57 node06 kernel: " + XFS + "\n"
+             "Mar  5 22:42:57 node07 kernel: " + XFS + "\n")
+    node06, node07 = [e["kernel_log"] for e in follow(tmp_path / "m", lines.encode())]
+    assert node06["gfp_flags"] == ["GFP_NOFS", "__GFP_NOWARN"] and node06["gfp_release"] == "3.10.0-1160.el7.x86_64"
+    assert "node06's log" in node06["gfp_release_source"]
+    assert "gfp_flags" not in node07 and node07["mode"] == 0x250
+
+
+def test_text_that_is_not_byte_exact_and_numbers_no_kernel_prints_are_marked(tmp_path):
+    lines = ("Mar  5 22:42:57 n1 kernel: XFS: possible\u00a0memory allocation deadlock in kmem_alloc (mode:0x250)\n"
+             "Mar  5 22:42:58 n1 kernel: INFO: task x:99999999999 blocked for more than 120 seconds.\n")
+    spaced, overlong = [e["kernel_log"] for e in follow(tmp_path / "m", lines.encode("utf-8"))]
+    assert spaced["kind"] == "xfs_alloc_deadlock" and spaced["byte_exact"] is False
+    assert overlong["kind"] == "hung_task" and "pid" not in overlong and overlong["problems"]
 
 
 def test_oom_kill_carries_the_allocation_that_invoked_the_killer(tmp_path):
