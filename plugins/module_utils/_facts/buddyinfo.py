@@ -17,7 +17,8 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm import fragmenta
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.pagetypeinfo import PAGETYPEINFO_CAP, free_pages_of_types, parse_pagetypeinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_of_host, read_text
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, SYSCTL_READ_LIMIT, read_vm_tunables
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, read_vm_tunables
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.runtime import kernel_release
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import fragmentation_counters, parse_vmstat
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import (
     ERA_LEGACY,
@@ -83,13 +84,6 @@ def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], 
         return None
     sources[name] = SOURCE_OK
     return result
-
-
-def _kernel_release(proc_root: str) -> t.Optional[str]:
-    try:
-        return read_text(proc_root, "sys/kernel/osrelease", limit=SYSCTL_READ_LIMIT).strip() or None
-    except ProcFileError:
-        return None
 
 
 def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
@@ -185,7 +179,7 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
         sources.setdefault(name, SOURCE_SKIPPED)
     sources.setdefault("sys/vm", SOURCE_SKIPPED)
 
-    release = _kernel_release(proc_root)
+    release = kernel_release(proc_root)
     page_size_source = "option"
     if page_size is None:
         inferred = None
