@@ -42,3 +42,23 @@ def test_filter_returns_settings_inputs_reasons():
 def test_filter_errors(facts, options, message):
     with pytest.raises(AnsibleFilterError, match=message):
         sysctl_baseline(facts, **options)
+
+
+def test_defaults_are_the_same_everywhere():
+    """baseline.DEFAULTS, the role's defaults and argument_specs, and the filter's documentation agree."""
+    import os
+    import yaml
+    from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.baseline import DEFAULTS
+
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..")
+    with open(os.path.join(root, "roles", "sysctl_tuning", "defaults", "main.yml")) as handle:
+        role_defaults = yaml.safe_load(handle)
+    with open(os.path.join(root, "roles", "sysctl_tuning", "meta", "argument_specs.yml")) as handle:
+        specs = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+    with open(os.path.join(root, "plugins", "filter", "sysctl_baseline.yml")) as handle:
+        documented = yaml.safe_load(handle)["DOCUMENTATION"]["options"]
+    for name, value in DEFAULTS.items():
+        role_name = "sysctl_tuning_" + name
+        assert role_defaults[role_name] == value, role_name
+        assert specs[role_name].get("default") == value, role_name
+        assert documented[name].get("default") == value, name
