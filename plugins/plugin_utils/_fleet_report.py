@@ -18,6 +18,7 @@ import html
 import math
 import re
 import typing as t
+from ansible_collections.memfrag.linux.plugins.module_utils._units import format_bytes
 
 # Sort order of the report rows: the worst first, a host that could not be judged before healthy ones.
 SEVERITY_RANK = {"critical": 0, "warning": 1, "no_data": 2, "ok": 3}
@@ -328,15 +329,9 @@ _BAR_LOW = "#c0392b"   # orders below the one that matters: free, but unusable f
 _BAR_HIGH = "#2e86c1"  # orders at or above it
 
 
-def _human(nbytes: t.Optional[float]) -> str:
-    if nbytes is None:
-        return "-"
-    value = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
-        value /= 1024.0
-    return str(nbytes)
+
+def _human_bytes(nbytes: t.Optional[float]) -> str:
+    return format_bytes(nbytes, none="-")
 
 
 def zone_chart(zone: t.Dict[str, t.Any], order: int) -> str:
@@ -356,7 +351,7 @@ def zone_chart(zone: t.Dict[str, t.Any], order: int) -> str:
         x = o * (bar_w + gap)
         parts.append('<rect class="bar" x="%d" y="%d" width="%d" height="%d" fill="%s"><title>order %d: %d blocks, %s</title></rect>'
                      % (x, height - h, bar_w, h, _BAR_HIGH if o >= order else _BAR_LOW, o, zone["free_blocks"][o],
-                        html.escape(_human(nbytes))))
+                        html.escape(_human_bytes(nbytes))))
         if o % 2 == 0 or n <= 11:
             parts.append('<text x="%d" y="%d" font-size="8" text-anchor="middle" fill="#555">%d</text>'
                          % (x + bar_w // 2, height + label_h - 2, o))
@@ -384,7 +379,7 @@ def _host_row(row: t.Dict[str, t.Any]) -> str:
         zones.append('<div class="zone" data-node="%d" data-zone="%s">%s<div class="cap">node %d %s: %s free; '
                      'fragmentation index @%d: %s; unusable: %s; largest order %s%s</div></div>'
                      % (zone["node"], e(zone["zone"]), zone_chart(zone, row["order"]), zone["node"], e(zone["zone"]),
-                        e(_human(zone["free_bytes"])), row["order"], e(_fmt_index(zone["fragmentation_index"])),
+                        e(_human_bytes(zone["free_bytes"])), row["order"], e(_fmt_index(zone["fragmentation_index"])),
                         "-" if zone["unusable_index"] is None else "%.0f%%" % (100 * zone["unusable_index"]),
                         e(str(zone["largest_free_order"])),
                         "" if zone["watermark_ok"] in (None, True) else '; <span class="off">below watermark</span>'))
@@ -420,8 +415,8 @@ def _host_row(row: t.Dict[str, t.Any]) -> str:
         if isinstance(reclaim.get("before_high_order_bytes"), (int, float)) and \
                 isinstance(reclaim.get("after_high_order_bytes"), (int, float)):
             gain = "<br>order &ge; %s free: %s &rarr; %s" % (
-                e(str(reclaim.get("order", ""))), e(_human(reclaim["before_high_order_bytes"])),
-                e(_human(reclaim["after_high_order_bytes"])))
+                e(str(reclaim.get("order", ""))), e(_human_bytes(reclaim["before_high_order_bytes"])),
+                e(_human_bytes(reclaim["after_high_order_bytes"])))
         rec = '%s, target %s%s%s<ul class="find">%s</ul>%s' % (
             "needed" if reclaim.get("needed") else "not needed",
             "met" if reclaim.get("target_met") else '<span class="off">not met</span>',

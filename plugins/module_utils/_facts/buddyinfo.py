@@ -18,7 +18,6 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo im
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.pagetypeinfo import PAGETYPEINFO_CAP, free_pages_of_types, parse_pagetypeinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_of_host, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, read_vm_tunables
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.runtime import kernel_release
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import fragmentation_counters, parse_vmstat
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import (
     ERA_LEGACY,
@@ -31,6 +30,8 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import
     watermark_verdicts,
 )
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo, zone_indexes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
 
 OPTIONAL_SUBSETS = ("pagetypeinfo", "zoneinfo", "vmstat", "sysctl")
 ALL_SUBSETS = ("buddyinfo",) + OPTIONAL_SUBSETS
@@ -86,6 +87,7 @@ def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], 
     return result
 
 
+
 def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
     """MemTotal is totalram_pages in kB and totalram is the sum of managed pages: their ratio is the page size.
 
@@ -97,18 +99,13 @@ def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
     managed = sum(zone.fields.get("managed", 0) for zone in zoneinfo)
     if managed <= 0:
         return None
-    try:
-        meminfo = read_text(proc_root, "meminfo", limit=1024 * 1024)
-    except ProcFileError:
+    mem_total, _why = mem_total_bytes(proc_root)
+    if mem_total is None:
         return None
-    for line in meminfo.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "MemTotal:" and parts[1].isdigit():
-            ratio = int(parts[1]) * 1024.0 / managed
-            for size in _COMMON_PAGE_SIZES:
-                if abs(ratio - size) <= size * 0.005:
-                    return size
-            return None
+    ratio = float(mem_total) / managed
+    for size in _COMMON_PAGE_SIZES:
+        if abs(ratio - size) <= size * 0.005:
+            return size
     return None
 
 
@@ -179,7 +176,7 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
         sources.setdefault(name, SOURCE_SKIPPED)
     sources.setdefault("sys/vm", SOURCE_SKIPPED)
 
-    release = kernel_release(proc_root)
+    release = read_release(proc_root)
     page_size_source = "option"
     if page_size is None:
         inferred = None

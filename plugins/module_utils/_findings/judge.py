@@ -12,6 +12,8 @@ severities are ordered ``critical > warning > info``.
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB, format_bytes
+
 SEVERITY_RANK = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
 
 DEFAULT_THRESHOLDS = {
@@ -60,17 +62,6 @@ LOG_KINDS = (
 )
 
 
-def format_bytes(value: t.Union[int, float]) -> str:
-    """1536 -> '1.5 KiB'; whole numbers print without decimals ('32 KiB')."""
-    value = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            if unit == "B" or value == int(value):
-                return "%d %s" % (value, unit)
-            return "%.1f %s" % (value, unit)
-        value /= 1024.0
-    return "%d B" % value  # pragma: no cover - loop always returns
-
 
 def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
     merged = dict(DEFAULT_THRESHOLDS)
@@ -114,7 +105,7 @@ def zone_findings(buddyinfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
             continue
         managed = zone.get("managed_pages")
         # Without zoneinfo the zone's size is unknown: judge it rather than guess it is small.
-        if managed is not None and managed * page_size < int(limits["min_zone_mb"]) * 1024 * 1024:
+        if managed is not None and managed * page_size < int(limits["min_zone_mb"]) * MIB:
             continue
         label = "%s zone node %s" % (name, node)
         orders = len(zone.get("free_blocks") or [])
@@ -142,7 +133,7 @@ def zone_findings(buddyinfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
         elif unusable is not None and unusable >= float(limits["unusable_critical"]):
             message = "%s: only %s free in blocks of order >= %d%s; %s" % (label, format_bytes(high_bytes), order, unusable_text, largest_text)
             findings.append(_finding("critical", "high_order_unusable", message, node, name, numbers))
-        elif (unusable is not None and unusable >= float(limits["unusable_warning"])) or high_bytes < int(limits["min_high_order_free_mb"]) * 1024 * 1024:
+        elif (unusable is not None and unusable >= float(limits["unusable_warning"])) or high_bytes < int(limits["min_high_order_free_mb"]) * MIB:
             message = "%s: %s free in blocks of order >= %d%s; %s" % (label, format_bytes(high_bytes), order, unusable_text, largest_text)
             findings.append(_finding("warning", "high_order_scarce", message, node, name, numbers))
         else:

@@ -17,7 +17,7 @@ import os
 import time
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import parse_release
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import require_release as parse_release
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import DEFAULT_PATHS, SOURCES
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (FORMS, KINDS, Match, classify_message, has_prefix, iso,
                                    parse_prefix, parse_since, NEEDLES)

@@ -32,6 +32,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo impo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.process_memory import process_rss
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.slabinfo import read_slabinfo, top_caches, total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._units import format_bytes
 
 GATHER_SUBSETS = ("meminfo", "slabinfo", "processes")
 
@@ -90,18 +91,6 @@ def _hugepages(meminfo: t.Mapping[str, int]) -> t.Optional[int]:
         return meminfo["HugePages_Total"] * meminfo["Hugepagesize"]
     return None
 
-
-def human_bytes(value: t.Optional[int]) -> str:
-    """``14.20 GiB``, ``612.0 MiB``, ``96 KiB``: the units free -h users read."""
-    if value is None:
-        return "unknown"
-    sign = "-" if value < 0 else ""
-    size = abs(value)
-    if size >= 1 << 30:
-        return "%s%.2f GiB" % (sign, size / float(1 << 30))
-    if size >= 1 << 20:
-        return "%s%.1f MiB" % (sign, size / float(1 << 20))
-    return "%s%d KiB" % (sign, size // 1024)
 
 
 def account(meminfo: t.Mapping[str, int], process_rss_bytes: t.Optional[int] = None) -> t.Dict[str, t.Any]:
@@ -185,13 +174,13 @@ def explain(acc: t.Mapping[str, t.Any]) -> str:
     used = acc["used_bytes"]
     # Keep the sentence readable: name the parts that matter (>= 1% of used), at most six.
     shown = [item for item in parts if used > 0 and item[0] * 100 >= used][:6] or parts[:1]
-    listing = ", ".join("%s %s" % (label, human_bytes(value)) for value, label in shown)
+    listing = ", ".join("%s %s" % (label, format_bytes(value)) for value, label in shown)
     sentence = "%s of %s is used (%s free, %s of file cache and buffers not counted)" % (
-        human_bytes(used), human_bytes(acc["total_bytes"]), human_bytes(acc["free_bytes"]),
-        human_bytes(acc["page_cache_bytes"] + acc["buffers_bytes"]))
+        format_bytes(used), format_bytes(acc["total_bytes"]), format_bytes(acc["free_bytes"]),
+        format_bytes(acc["page_cache_bytes"] + acc["buffers_bytes"]))
     if listing:
         sentence += ": %s" % listing
-    sentence += "; %s is not explained by /proc/meminfo" % human_bytes(acc["unexplained_bytes"])
+    sentence += "; %s is not explained by /proc/meminfo" % format_bytes(acc["unexplained_bytes"])
     if acc.get("anon_bytes") is None:
         sentence += " (this kernel does not report AnonPages)"
     rss = acc.get("process_rss_bytes")
@@ -200,10 +189,10 @@ def explain(acc: t.Mapping[str, t.Any]) -> str:
         if rss < used:
             sentence += "; process RSS adds up to only %s, %s less than used, because %s of it is kernel memory" \
                         " (slab, page tables, stacks...) that belongs to no process" % (
-                            human_bytes(rss), human_bytes(used - rss), human_bytes(kernel))
+                            format_bytes(rss), format_bytes(used - rss), format_bytes(kernel))
         else:
             sentence += "; process RSS adds up to %s, more than used, because shared and file-backed pages are" \
-                        " counted in every process that maps them" % human_bytes(rss)
+                        " counted in every process that maps them" % format_bytes(rss)
     return sentence + "."
 
 

@@ -20,8 +20,8 @@ composite names are the gfp.h definitions of that era, in the same most-bits-fir
 
 import re
 import typing as t
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import Release, require_release as parse_release
 
-Release = t.Tuple[int, int, int]
 
 # ---- single bits per era -----------------------------------------------------------------------
 
@@ -156,15 +156,6 @@ _SINGLE_ORDER = [
 
 ERAS = ("2.6.32", "3.10", "4.4", "4.10", "4.15", "5.1", "6.3")
 
-_RELEASE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def parse_release(release: str) -> Release:
-    """``"3.10.0-1160.el7.x86_64"`` -> (3, 10, 0). Raises ValueError for text that is no release."""
-    match = _RELEASE.match(str(release))
-    if not match:
-        raise ValueError("not a kernel release: %r (expected something like 5.10.0-32-amd64)" % (release,))
-    return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
 
 
 def era_of(release: str) -> str:

@@ -23,14 +23,16 @@ import stat
 import tempfile
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release, read_release
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import is_managed, key_path, plan_dropin
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import (
     SYSCTL_DIRS, analyse, collect, overrides, shadow_of, values_equal)
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.runtime import (
-    has_sysctl, kernel_release, read_value, write_problem, write_sysctl)
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import (
-    TRIGGERS, decide, mem_total_kb, normalize_key, parse_kernel_release, validate)
+    has_sysctl, read_value, write_problem, write_sysctl)
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import TRIGGERS, decide, normalize_key, validate
+from ansible_collections.memfrag.linux.plugins.module_utils._units import KIB
 
 FILE_MODE = 0o644
 # Larger than any sysctl drop-in; a bigger file is refused rather than read whole.
@@ -275,12 +277,10 @@ def _wanted(params: t.Mapping[str, t.Any], kernel: t.Optional[t.Tuple[int, int, 
                 raise SysctlFailure(problem or "invalid key", result)
             wanted[key] = ""
         return wanted
-    mem_total = None
-    try:
-        mem_total = mem_total_kb(read_text(proc_root, "meminfo"))
-    except ProcFileError as exc:
-        warnings.append("MemTotal unknown: %s" % exc)
-    checked = validate(params["settings"], kernel, mem_total, lambda key: has_sysctl(proc_root, key_path(key)))
+    mem_total, why = mem_total_bytes(proc_root)
+    if why:
+        warnings.append("MemTotal unknown: %s" % why)
+    checked = validate(params["settings"], kernel, None if mem_total is None else mem_total // KIB, lambda key: has_sysctl(proc_root, key_path(key)))
     refusals, notes = decide(checked, params["force"], params["skip_missing"])
     warnings.extend(notes)
     if refusals:
@@ -345,13 +345,13 @@ def _run(params: t.Mapping[str, t.Any], check_mode: bool, want_diff: bool, repla
     file_path = canonical_file(config_root, check_file_option(params["file"]))
     directory, dest = dropin_location(config_root, file_path)
 
-    release = kernel_release(proc_root)
+    release = read_release(proc_root)
     if release is None:
-        warnings.append("kernel version unknown (%s/sys/kernel/osrelease unreadable); using the ranges of current "
+        warnings.append("kernel version unknown (no readable %s/sys/kernel/osrelease); using the ranges of current "
                         "kernels" % proc_root.rstrip("/"))
     result = dict(changed=False, file=dest, file_changed=False, runtime_changed=False, settings={}, persisted={},
                   runtime={}, precedence={}, overrides=[], skipped_keys=[], kernel=release)  # type: t.Dict[str, t.Any]
-    wanted = _wanted(params, parse_kernel_release(release or ""), result, warnings)
+    wanted = _wanted(params, parse_release(release), result, warnings)
 
     existing, old_mode = read_dropin(dest)
     if existing is not None and not is_managed(existing):

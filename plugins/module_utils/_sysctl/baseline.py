@@ -41,7 +41,7 @@ The kernel's own numbers, worked out as the kernel does (sources by file and ver
 import re
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import parse_kernel_release
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release
 
 # The role's defaults (roles/sysctl_tuning/defaults/main.yml names them sysctl_tuning_<option>).
 DEFAULTS = {
@@ -85,7 +85,7 @@ def int_sqrt(value: int) -> int:
 
 def default_ceiling(release: t.Optional[str]) -> int:
     """The upper clamp of the kernel's computed min_free_kbytes for this release (262144 when unknown)."""
-    version = parse_kernel_release(release or "")
+    version = parse_release(release)
     if version is None or version >= (5, 7, 0):
         return MIN_FREE_DEFAULT_CEILING
     match = re.match(r"^3\.10\.0-(\d+)", release or "")

@@ -52,14 +52,6 @@ def read_value(proc_root: str, name: str) -> str:
     return " ".join(read_sysctl(proc_root, name).split())
 
 
-def kernel_release(proc_root: str) -> t.Optional[str]:
-    """``kernel/osrelease`` (``6.18.44-fc``), or None when it cannot be read or is empty."""
-    try:
-        return read_sysctl(proc_root, "kernel/osrelease").strip() or None
-    except ProcFileError:
-        return None
-
-
 def write_problem(proc_root: str, name: str) -> t.Optional[str]:
     """Why ``name`` cannot be written at all (read-only mount, no permission, missing), or None.
 

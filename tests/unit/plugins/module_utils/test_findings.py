@@ -45,11 +45,6 @@ def test_verdict_without_findings():
                                      "lines": ["OK: no memory fragmentation problem found"]}
 
 
-@pytest.mark.parametrize("value, text", [(0, "0 B"), (1023, "1023 B"), (32768, "32 KiB"), (1536, "1.5 KiB"),
-                                         (3 * 1024 ** 3, "3 GiB"), (5 * 1024 ** 4, "5 TiB"), (5 * 1024 ** 5, "5120 TiB")])
-def test_format_bytes(value, text):
-    assert _findings.format_bytes(value) == text
-
 
 @pytest.mark.parametrize("thresholds, text", [
     ({"unusable_warning": 1.5}, "unusable_warning is a share of memory between 0 and 1, got 1.5"),

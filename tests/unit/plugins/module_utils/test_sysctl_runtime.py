@@ -14,7 +14,8 @@ import pytest
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs import files
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_bytes
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.runtime import (
-    SYSCTL_READ_LIMIT, has_sysctl, kernel_release, read_sysctl, read_value, write_problem, write_sysctl)
+    SYSCTL_READ_LIMIT, has_sysctl, read_sysctl, read_value, write_problem, write_sysctl)
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
 
 
 def _proc(tmp_path, values):
@@ -107,13 +108,15 @@ def test_read_bytes_never_asks_for_more_than_the_limit(tmp_path, monkeypatch):
     assert recording.sizes == [301]
 
 
-def test_kernel_release(tmp_path):
+def test_osrelease_is_read_like_any_sysctl(tmp_path, monkeypatch):
     (tmp_path / "sys" / "kernel").mkdir(parents=True)
-    assert kernel_release(str(tmp_path)) is None
+    assert read_release(str(tmp_path)) is None
     (tmp_path / "sys" / "kernel" / "osrelease").write_text("5.10.0-30-amd64\n")
-    assert kernel_release(str(tmp_path)) == "5.10.0-30-amd64"
+    recording = _RecordingOpen(monkeypatch)
+    assert read_release(str(tmp_path)) == "5.10.0-30-amd64"
+    assert recording.sizes == [SYSCTL_READ_LIMIT + 1]
     (tmp_path / "sys" / "kernel" / "osrelease").write_text("\n")
-    assert kernel_release(str(tmp_path)) is None
+    assert read_release(str(tmp_path)) is None
 
 
 def test_write_problem_on_a_writable_tree(tmp_path):
@@ -144,7 +147,7 @@ def test_live_read_is_one_page():
     if not os.path.exists("/proc/sys/vm/min_free_kbytes"):
         pytest.skip("needs a live /proc/sys/vm")
     assert int(read_value("/proc", "vm/min_free_kbytes")) > 0
-    assert kernel_release("/proc") == os.uname().release
+    assert read_release("/proc") == os.uname().release
 
 
 @pytest.mark.skipif(not os.access("/proc/sys/vm/compact_memory", os.F_OK), reason="needs a live /proc/sys/vm")
