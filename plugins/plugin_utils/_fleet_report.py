@@ -18,12 +18,14 @@ import html
 import math
 import re
 import typing as t
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import SEVERITY_RANK
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._units import format_bytes
 
 # Sort order of the report rows: the worst first, a host that could not be judged before healthy ones.
-SEVERITY_RANK = {"critical": 0, "warning": 1, "no_data": 2, "ok": 3}
+# Report rows worst first: a host without data sorts between warning and ok (with "info").
+REPORT_SEVERITIES = ("critical", "warning", "no_data", "ok")
 SEVERITY_VALUE = {"ok": 0, "warning": 1, "critical": 2}  # memfrag_verdict_severity in Prometheus
-LOG_KINDS = ("xfs_alloc_deadlock", "page_alloc_failure", "page_alloc_stall", "hung_task", "oom_kill")
 
 
 def _norm_tunable(name: str) -> str:
@@ -147,8 +149,8 @@ def fleet_report(hostvars: t.Mapping[str, t.Any], hosts: t.Iterable[str], order:
             # The baseline this host was tuned to (sysctl_tuning role), or one the inventory states.
             host_baseline = vars_.get("memfrag_baseline") or vars_.get("sysctl_tuning_baseline")
         rows.append(shape_host(name, vars_ if hasattr(vars_, "get") else {}, order, host_baseline))
-    rows.sort(key=lambda r: (SEVERITY_RANK[r["severity"]], r["host"]))
-    counts = dict((s, 0) for s in SEVERITY_RANK)
+    rows.sort(key=lambda r: (-SEVERITY_RANK.get(r["severity"], SEVERITY_RANK["info"]), r["host"]))
+    counts = dict((s, 0) for s in REPORT_SEVERITIES)
     for row in rows:
         counts[row["severity"]] += 1
     return {"generated": generated, "order": order, "hosts": rows, "counts": counts}
@@ -257,7 +259,7 @@ def prometheus_text(row: t.Dict[str, t.Any], generated_ts: t.Optional[float] = N
         fam.add("memfrag_watermark_ok", "gauge", "1 when the zone is above its watermark for the order that matters.",
                 ol, zone["watermark_ok"])
     if row["log_counts"] is not None:
-        for kind in sorted(set(LOG_KINDS) | set(row["log_counts"])):
+        for kind in sorted(set(KINDS) | set(row["log_counts"])):
             fam.add("memfrag_kernel_log_events", "gauge",
                     "Kernel log events in the scan window (allocation deadlocks, failures, stalls, hung tasks, OOM kills).",
                     {"kind": kind}, row["log_counts"].get(kind, 0))
@@ -388,7 +390,7 @@ def _host_row(row: t.Dict[str, t.Any]) -> str:
         logs = '<span class="muted">not scanned</span>'
     else:
         items = []
-        for kind in sorted(set(LOG_KINDS) | set(row["log_counts"])):
+        for kind in sorted(set(KINDS) | set(row["log_counts"])):
             count = row["log_counts"].get(kind, 0)
             seen = row["log_last_seen"].get(kind)
             items.append('<tr class="log%s"><th>%s</th><td>%d</td><td class="muted">%s</td></tr>'

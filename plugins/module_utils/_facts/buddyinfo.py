@@ -30,6 +30,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import
     watermark_verdicts,
 )
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo, zone_indexes
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.subsets import resolve_subsets as resolve
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
 
@@ -42,30 +43,8 @@ _COMMON_PAGE_SIZES = (4096, 8192, 16384, 65536)
 
 
 def resolve_subsets(requested: t.Iterable[str]) -> t.List[str]:
-    """Expand ``gather_subset`` (``all``, names, ``!name``) into the optional files to read.
-
-    Raises ValueError for an unknown name or an attempt to exclude buddyinfo.
-    """
-    include = set()  # type: t.Set[str]
-    exclude = set()  # type: t.Set[str]
-    for item in requested:
-        name = item.strip()
-        negate = name.startswith("!")
-        if negate:
-            name = name[1:]
-        if name == "all":
-            (exclude if negate else include).update(OPTIONAL_SUBSETS)
-            continue
-        if name not in ALL_SUBSETS:
-            raise ValueError("unknown gather_subset %r; choose from all, %s (or !name)" % (item, ", ".join(ALL_SUBSETS)))
-        if name == "buddyinfo":
-            if negate:
-                raise ValueError("buddyinfo is always gathered; it cannot be excluded")
-            continue
-        (exclude if negate else include).add(name)
-    if not include and exclude:
-        include.update(OPTIONAL_SUBSETS)  # only exclusions given: start from everything
-    return [name for name in OPTIONAL_SUBSETS if name in include and name not in exclude]
+    """Expand ``gather_subset`` into the optional files to read (see _facts/subsets.py)."""
+    return resolve(requested, "buddyinfo", OPTIONAL_SUBSETS)
 
 
 def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], warnings: t.List[str]):

@@ -12,9 +12,12 @@ severities are ordered ``critical > warning > info``.
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB, format_bytes
 
-SEVERITY_RANK = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
+# Severities from least to most severe; the rank orders findings, verdicts and report rows everywhere.
+SEVERITIES = ("ok", "info", "warning", "critical")
+SEVERITY_RANK = dict((name, rank) for rank, name in enumerate(SEVERITIES))
 
 DEFAULT_THRESHOLDS = {
     # The order operators meet: XFS kmem_alloc of 64 KiB and "page allocation failure: order:4".
@@ -52,14 +55,14 @@ THRESHOLD_OPTIONS = dict(
 _SHARES = ("unusable_warning", "unusable_critical", "unexplained_warning", "slab_reclaimable_warning")
 _NOT_NEGATIVE = ("order", "min_zone_mb", "min_high_order_free_mb")
 
-LOG_KINDS = (
-    # kind, severity when seen, what it means to an operator
-    ("xfs_alloc_deadlock", "critical", "XFS possible memory allocation deadlock messages"),
-    ("page_alloc_failure", "critical", "page allocation failures"),
-    ("page_alloc_stall", "warning", "page allocation stalls"),
-    ("hung_task", "warning", "hung task reports"),
-    ("oom_kill", "warning", "OOM kills"),
-)
+# Severity of each kernel-log kind when it was seen (the kinds themselves live in _kernel_log/kinds.py).
+LOG_SEVERITY = {
+    "xfs_alloc_deadlock": "critical",
+    "page_alloc_failure": "critical",
+    "page_alloc_stall": "warning",
+    "hung_task": "warning",
+    "oom_kill": "warning",
+}
 
 
 
@@ -195,7 +198,8 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
     counts = log_scan.get("counts") or {}
     first_seen = log_scan.get("first_seen") or {}
     last_seen = log_scan.get("last_seen") or {}
-    for kind, severity, what in LOG_KINDS:
+    for kind in KINDS:
+        severity, what = LOG_SEVERITY[kind], DESCRIPTIONS[kind]
         count = int(counts.get(kind) or 0)
         if not count:
             continue

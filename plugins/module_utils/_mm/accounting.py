@@ -28,13 +28,9 @@ How the kernel's numbers fit together (fs/proc/meminfo.c):
 
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import read_meminfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.process_memory import process_rss
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.slabinfo import read_slabinfo, top_caches, total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.slabinfo import top_caches, total_bytes
 from ansible_collections.memfrag.linux.plugins.module_utils._units import format_bytes
 
-GATHER_SUBSETS = ("meminfo", "slabinfo", "processes")
 
 # Parts of used memory, in the order the explanation and the facts list them: (fact key, label).
 PARTS = (
@@ -214,59 +210,3 @@ def slab_facts(meminfo: t.Mapping[str, int], caches: t.Optional[t.Sequence[t.Any
         "caches_bytes": None if caches is None else total_bytes(caches),
         "source": source,
     }
-
-
-def _source_status(exc: ProcFileError) -> str:
-    return "missing" if exc.missing else "unreadable: %s" % exc
-
-
-def gather(proc_root: str, page_size: int, top: int = 10,
-           subsets: t.Sequence[str] = GATHER_SUBSETS) -> t.Tuple[t.Dict[str, t.Any], t.List[str]]:
-    """Build the ``memfrag_meminfo`` facts and warnings. meminfo is always read.
-
-    Raises ProcFileError when meminfo is missing or malformed (nothing can be said without it);
-    slabinfo and the pid directories are optional: a problem there is a warning and a ``sources``
-    entry, never a failure. Raises ValueError for a negative ``top``.
-    """
-    if top < 0:
-        raise ValueError("top_slab_caches must be 0 or more, got %d" % top)
-    meminfo, warnings = read_meminfo(proc_root)
-    sources = {"meminfo": "ok"}  # type: t.Dict[str, str]
-
-    caches = None
-    if "slabinfo" in subsets:
-        try:
-            caches, slab_warnings = read_slabinfo(proc_root, page_size)
-            warnings.extend(slab_warnings)
-            sources["slabinfo"] = "ok"
-        except ProcFileError as exc:
-            sources["slabinfo"] = _source_status(exc)
-            warnings.append("slab caches not listed: %s" % exc)
-    else:
-        sources["slabinfo"] = "skipped"
-
-    processes = None
-    if "processes" in subsets:
-        try:
-            processes = process_rss(proc_root, page_size).as_fact()
-            if processes["count"]:
-                sources["pid/statm"] = "ok"
-            else:
-                # A sosreport or a fixture without pid directories: no RSS to compare with.
-                sources["pid/statm"] = "missing"
-                warnings.append("no process directories under %s; process RSS not compared" % proc_root)
-        except OSError as exc:
-            sources["pid/statm"] = "unreadable: %s" % (exc.strerror or exc)
-            warnings.append("process RSS not summed: cannot list %s: %s" % (proc_root, exc.strerror or exc))
-    else:
-        sources["pid/statm"] = "skipped"
-
-    facts = {
-        "meminfo": dict(meminfo),
-        "slab": slab_facts(meminfo, caches, top),
-        "processes": processes,
-        "accounting": account(meminfo, processes["rss_bytes"] if processes and processes["count"] else None),
-        "page_size": page_size,
-        "sources": sources,
-    }
-    return facts, warnings

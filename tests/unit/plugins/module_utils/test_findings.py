@@ -66,3 +66,9 @@ def test_thresholds_unset_keys_keep_the_defaults():
     _findings.check_thresholds(unset)
     assert _findings._merged(unset) == _findings.DEFAULT_THRESHOLDS
     assert set(_findings.THRESHOLD_OPTIONS) == set(_findings.DEFAULT_THRESHOLDS)
+
+
+def test_every_kernel_log_kind_has_a_severity_and_a_description():
+    from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
+    assert set(_findings.LOG_SEVERITY) == set(KINDS) == set(DESCRIPTIONS)
+    assert all(_findings.LOG_SEVERITY[kind] in _findings.SEVERITIES for kind in KINDS)
