@@ -66,7 +66,6 @@ def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], 
     return result
 
 
-
 def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
     """MemTotal is totalram_pages in kB and totalram is the sum of managed pages: their ratio is the page size.
 

@@ -92,7 +92,6 @@ class Validation(object):
         self.missing = {}  # type: t.Dict[str, str]
 
 
-
 def version_text(version: Version) -> str:
     return "%d.%d" % version[:2] if version[2] == 0 else "%d.%d.%d" % version
 
@@ -140,7 +139,6 @@ def normalize_value(key: str, value: t.Any) -> t.Tuple[t.Optional[str], t.Option
             return None, "%s: %r has characters no vm tunable accepts" % (key, value)
         return text, None
     return None, "%s: %r (%s) is not an integer or a string" % (key, value, type(value).__name__)
-
 
 
 def validate(settings: t.Mapping[t.Any, t.Any], kernel: t.Optional[Version], mem_total: t.Optional[int],

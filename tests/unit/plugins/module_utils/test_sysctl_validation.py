@@ -49,7 +49,6 @@ def test_unknown_kernel_uses_newest_range():
     assert range_for("vm.not_in_table", (6, 1, 0)) is None
 
 
-
 def _checked(forceable=(), missing=None, refused=()):
     result = validate({}, None, None, lambda key: True)
     result.forceable.extend(forceable)
