@@ -14,12 +14,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
-
-from collection_tree import collections_root
 
 from unit.plugins.module_utils.test_sysctl_precedence import CASES as PRECEDENCE_CASES, build_tree
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import collect

@@ -15,7 +15,6 @@ import re
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import dotted_key, key_path
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release as parse_kernel_release
 
 Version = t.Tuple[int, int, int]
 

@@ -54,7 +54,7 @@ def test_baseline_case(case):
 
 def test_int_sqrt_is_the_floor_of_the_square_root():
     rng = random.Random(15)
-    values = list(range(0, 2000)) + [rng.randrange(1 << 70) for _ in range(2000)] + [(1 << 66) - 1, 1 << 66]
+    values = list(range(0, 2000)) + [rng.randrange(1 << 70) for _n in range(2000)] + [(1 << 66) - 1, 1 << 66]
     for value in values:
         root = int_sqrt(value)
         assert root * root <= value < (root + 1) * (root + 1), value

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import (
-    decide, parse_kernel_release, range_for, validate)
+    decide, range_for, validate)
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release
 
 CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_validation.yml")
 with open(CASES_FILE) as _handle:
@@ -27,20 +28,12 @@ def _assert_messages(got, wanted):
 def test_validation_case(case):
     has = case.get("has")
     present = (lambda key: key in has) if has is not None else (lambda key: True)
-    result = validate(case["settings"], parse_kernel_release(case["kernel"]), case["mem_total_kb"], present)
+    result = validate(case["settings"], parse_release(case["kernel"]), case["mem_total_kb"], present)
     expect = case["expect"]
     assert result.values == (expect.get("values") or {})
     _assert_messages(result.refused, expect.get("refused") or [])
     _assert_messages(result.forceable, expect.get("forceable") or [])
     _assert_messages(list(result.missing.values()), expect.get("missing") or [])
-
-
-@pytest.mark.parametrize("text,version", [
-    ("6.18.44-fc-v595\n", (6, 18, 44)), ("2.6.32-754.el6.x86_64", (2, 6, 32)), ("5.10", (5, 10, 0)),
-    ("garbage", None), ("", None),
-])
-def test_parse_kernel_release(text, version):
-    assert parse_kernel_release(text) == version
 
 
 def test_unknown_kernel_uses_newest_range():
