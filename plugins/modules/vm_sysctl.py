@@ -22,11 +22,19 @@ description:
   - "Models what systemd-sysctl and C(sysctl --system) apply at boot: C(*.conf) files from
     C(/etc/sysctl.d), C(/run/sysctl.d), C(/usr/local/lib/sysctl.d), C(/usr/lib/sysctl.d) and
     C(/lib/sysctl.d) (a name in a higher directory shadows the same name in lower ones; a link to
-    C(/dev/null) or an empty file masks it), applied in lexical order of the file names whatever
-    their directory, later assignments winning, globs never beating an explicit key; procps then
-    applies C(/etc/sysctl.conf) last. The result reports, per key, the file and value that win
-    under each applier. If any other file would win a managed key at boot, the module fails before
-    writing anything, naming that file, line and value (or only warns with O(on_override=warn))."
+    C(/dev/null), an empty file, a dangling link or a directory of that name masks it), applied in
+    byte order of the file names whatever their directory, later assignments winning, globs never
+    beating an explicit key. Where the two differ the result says so per applier: procps also reads
+    hidden files, glob-expands file names and applies C(/etc/sysctl.conf) last; a later C(-key) line
+    makes systemd-sysctl drop the key entirely; key spellings (C(vm//x), a trailing C(.)) and line
+    ends (a lone carriage return, NUL) are read differently. The model is proven against the real
+    programs (systemd 252, procps-ng 4.0.2) by the collection's test suite."
+  - "Symlinks under O(config_root) are followed as the booted image would, with O(config_root) as
+    C(/) (an absolute link such as C(99-sysctl.conf -> /etc/sysctl.conf) stays inside it)."
+  - "If any other file would win a managed key at boot under either applier, or a later C(-key) line
+    excludes it, the module fails before writing anything, naming that file, line and value (or
+    only warns with O(on_override=warn)). An exclusion line of a managed key inside the drop-in
+    itself is removed, with a warning."
   - "Order of effects: validation, the precedence check and a check that the running kernel and the
     drop-in's directory can be written at all (a read-only C(/proc/sys), as in most containers, fails
     here with nothing changed), then the runtime writes, each read back, then the file.
@@ -101,7 +109,8 @@ options:
   on_override:
     description:
       - What to do when another sysctl file would set a managed key to a different value at boot
-        (it sorts later, lives in C(/etc/sysctl.conf), or shadows or masks the drop-in).
+        (it sorts later, lives in C(/etc/sysctl.conf), or shadows or masks the drop-in), or a later
+        C(-key) line makes systemd-sysctl skip the key.
       - C(fail) stops before anything is written; C(warn) proceeds and returns warnings.
       - A later file that sets the same value gives a warning either way.
     type: str
@@ -205,8 +214,10 @@ precedence:
   description:
     - Per managed key, which file wins at boot once this run is done. Top level is systemd-sysctl;
       C(procps) is C(sysctl --system), which also applies C(/etc/sysctl.conf) last.
-    - C(file) is null when no file sets the key. C(assignments) lists every assignment of the key
-      in application order.
+    - C(file) is null when no file sets the key; C(line) counts newline-separated lines. C(value) is
+      the text the applier writes. C(excluded_by) (systemd-sysctl only) names the C(-key) line that
+      keeps it from writing the key at all, else null. C(assignments) lists every line naming the
+      key (explicitly or by glob) in the order that applier reads them.
   returned: always
   type: dict
   sample:
@@ -215,15 +226,22 @@ precedence:
       line: 4
       value: "262144"
       glob: false
-      procps: {file: /etc/sysctl.d/60-memfrag.conf, line: 4, value: "262144", glob: false}
+      excluded_by: null
       assignments:
         - {file: /etc/sysctl.d/60-memfrag.conf, line: 4, value: "262144", glob: false}
+      procps:
+        file: /etc/sysctl.d/60-memfrag.conf
+        line: 4
+        value: "262144"
+        glob: false
+        assignments:
+          - {file: /etc/sysctl.d/60-memfrag.conf, line: 4, value: "262144", glob: false}
 boot:
   description: With O(state=absent), what each removed key gets at the next boot (same shape as RV(precedence)).
   returned: when state is absent
   type: dict
 overrides:
-  description: Messages naming each file that wins a managed key at boot with a different value.
+  description: Messages naming each file that wins a managed key at boot with a different value, and each later C(-key) line that makes systemd-sysctl skip one.
   returned: always
   type: list
   elements: str

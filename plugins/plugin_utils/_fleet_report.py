@@ -331,7 +331,6 @@ _BAR_LOW = "#c0392b"   # orders below the one that matters: free, but unusable f
 _BAR_HIGH = "#2e86c1"  # orders at or above it
 
 
-
 def _human_bytes(nbytes: t.Optional[float]) -> str:
     return format_bytes(nbytes, none="-")
 

@@ -7,7 +7,6 @@ import fcntl
 import os
 import shutil
 import stat
-import sys
 
 import pytest
 

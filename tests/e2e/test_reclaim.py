@@ -21,7 +21,6 @@ drop_caches 1), which change no tunable.
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 

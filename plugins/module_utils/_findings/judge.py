@@ -40,18 +40,14 @@ DEFAULT_THRESHOLDS = {
 # The kernel's zone names (mm/page_alloc.c zone_names[]).
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
 
-# DEFAULT_THRESHOLDS as an AnsibleModule argument spec (memory_facts' thresholds suboptions). No defaults
-# here: a key left unset (None) keeps its DEFAULT_THRESHOLDS value.
+# DEFAULT_THRESHOLDS as an AnsibleModule argument spec (memory_facts' thresholds suboptions), derived from it so the
+# two cannot drift. No defaults here: a key left unset (None) keeps its DEFAULT_THRESHOLDS value. The documented
+# copies (role defaults and argument_specs, module and filter docs) are checked against DEFAULT_THRESHOLDS by
+# tests/unit/plugins/module_utils/test_thresholds_documented.py.
 THRESHOLD_OPTIONS = dict(
-    order=dict(type="int"),
-    zones=dict(type="list", elements="str", choices=list(ZONE_NAMES)),
-    min_zone_mb=dict(type="int"),
-    unusable_warning=dict(type="float"),
-    unusable_critical=dict(type="float"),
-    min_high_order_free_mb=dict(type="int"),
-    unexplained_warning=dict(type="float"),
-    slab_reclaimable_warning=dict(type="float"),
-)
+    (name, dict(type="list", elements="str", choices=list(ZONE_NAMES)) if isinstance(value, list)
+     else dict(type="float" if isinstance(value, float) else "int"))
+    for name, value in DEFAULT_THRESHOLDS.items())
 _SHARES = ("unusable_warning", "unusable_critical", "unexplained_warning", "slab_reclaimable_warning")
 _NOT_NEGATIVE = ("order", "min_zone_mb", "min_high_order_free_mb")
 
@@ -63,7 +59,6 @@ LOG_SEVERITY = {
     "hung_task": "warning",
     "oom_kill": "warning",
 }
-
 
 
 def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:

@@ -24,7 +24,6 @@ import re
 import time
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS  # noqa: F401 (re-exported for the scanner)
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import decode, split_names
 
 # Kinds reported in ``counts`` (always all present).

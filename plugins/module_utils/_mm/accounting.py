@@ -88,7 +88,6 @@ def _hugepages(meminfo: t.Mapping[str, int]) -> t.Optional[int]:
     return None
 
 
-
 def account(meminfo: t.Mapping[str, int], process_rss_bytes: t.Optional[int] = None) -> t.Dict[str, t.Any]:
     """The accounting of used memory from meminfo (and optionally the summed process RSS).
 

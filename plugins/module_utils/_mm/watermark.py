@@ -60,7 +60,6 @@ MARKS = ("min", "low", "high")
 PCP_TYPES = ("Unmovable", "Movable", "Reclaimable")
 
 
-
 def release_version(release: t.Optional[str]) -> t.Optional[t.Tuple[int, int]]:
     """``(major, minor)`` of a kernel release string such as ``4.18.0-80.el8.x86_64``."""
     version = parse_release(release)

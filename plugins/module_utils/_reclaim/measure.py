@@ -6,11 +6,12 @@
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.fragmentation import free_bytes_at_or_above_order, free_pages
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import read_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import parse_vmstat
-from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB, format_mib
+from ansible_collections.memfrag.linux.plugins.module_utils._units import format_mib
 
 MEMINFO_FIELDS = ("MemFree", "Cached", "SReclaimable", "Dirty", "Writeback")
 # What compaction did, in the kernel's own counters: pages moved, pages that could not be moved, and
@@ -28,19 +29,12 @@ def buddy_snapshot(proc_root: str, page_size: int) -> t.Tuple[t.List[t.Dict[str,
     zones, warnings = parse_buddyinfo(read_text(proc_root, "buddyinfo"), proc_root.rstrip("/") + "/buddyinfo")
     result = []
     for zone in zones:
-        by_order = [count * (page_size << order) for order, count in enumerate(zone.free_blocks)]
-        at_or_above = []
-        running = 0
-        for value in reversed(by_order):
-            running += value
-            at_or_above.append(running)
-        at_or_above.reverse()
         result.append({
             "node": zone.node,
             "zone": zone.zone,
             "free_blocks": list(zone.free_blocks),
-            "free_bytes": running,
-            "free_bytes_at_or_above_order": at_or_above,
+            "free_bytes": free_pages(zone.free_blocks) * page_size,
+            "free_bytes_at_or_above_order": free_bytes_at_or_above_order(zone.free_blocks, page_size),
         })
     return result, warnings
 

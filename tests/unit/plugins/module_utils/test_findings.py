@@ -45,7 +45,6 @@ def test_verdict_without_findings():
                                      "lines": ["OK: no memory fragmentation problem found"]}
 
 
-
 @pytest.mark.parametrize("thresholds, text", [
     ({"unusable_warning": 1.5}, "unusable_warning is a share of memory between 0 and 1, got 1.5"),
     ({"slab_reclaimable_warning": -0.1}, "slab_reclaimable_warning is a share of memory between 0 and 1, got -0.1"),

@@ -12,7 +12,7 @@ import yaml
 from ansible_collections.memfrag.linux.tests.collection_tree import corpus_dir
 
 from ansible_collections.memfrag.linux.plugins.module_utils._facts import meminfo as meminfo_facts
-from ansible_collections.memfrag.linux.plugins.module_utils._mm import accounting as accounting
+from ansible_collections.memfrag.linux.plugins.module_utils._mm import accounting
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 
@@ -86,7 +86,6 @@ def test_rss_above_used_is_explained_by_sharing():
     result = accounting.account(meminfo, 500 * KIB)
     assert result["rss_gap_bytes"] == -400 * KIB
     assert "more than used" in result["explanation"]
-
 
 
 def test_gather_slab_heavy_fixture(fixtures_dir):
