@@ -309,6 +309,12 @@ class Options:
         if self.host is None:
             raise ValueError("kernel_log: host: %r is not a plain inventory host name" % (own,))
         self.kernel_release = args.get("kernel_release") or None
+        if self.kernel_release is not None:
+            probe = patterns.classify_message("XFS: possible memory allocation deadlock in kmem_alloc (mode:0x250)",
+                                              str(self.kernel_release))
+            if probe is None or not probe.fields.get("gfp_flags"):
+                raise ValueError("kernel_log: kernel_release: %r is not a kernel release GFP modes can be decoded for"
+                                 % (self.kernel_release,))
         self.journalctl = str(args.get("journalctl") or "journalctl")
         self.journal_directory = args.get("journal_directory") or None
         self.kmsg_path = str(args.get("kmsg_path") or "/dev/kmsg")
@@ -402,9 +408,12 @@ class Emitter:
 
         The rate is an event of its own so that a rule throttled on kernel_log events (diagnose) and one
         throttled on rate events (reclaim) never compete for the same event."""
+        report = "%s\0%s" % (stream, host)  # a shared file holds the reports of many hosts
         if match.form == "oom_invoked":
             # The allocation that ran out of memory, for this report's kill line.
-            self._invoked[stream] = match.fields
+            if report not in self._invoked and len(self._invoked) >= 10000:
+                self._invoked.clear()  # reports whose kill line never came; bounded whatever lines say
+            self._invoked[report] = match.fields
             return []
         if match.kind is None:
             return []
@@ -413,7 +422,7 @@ class Emitter:
             self._bad_hosts += 1
             if self._bad_hosts <= 10 or self._bad_hosts % 1000 == 0:
                 logger.warning("kernel_log: %s event from %s with host %r, which is not a plain inventory host name; "
-                               "ignored (%d so far)", match.kind, path or source, host, self._bad_hosts)
+                               "ignored (%d so far)", match.kind, path or source, (host or "")[:100], self._bad_hosts)
             return []
         now = time.monotonic() if now is None else now
         if self._copy(checked, message, source, now):
@@ -422,9 +431,9 @@ class Emitter:
                 "timestamp": patterns.iso(timestamp), "message": message[:MAX_MESSAGE],
                 "byte_exact": exact}  # type: Dict[str, Any]
         fields = match.fields
-        if match.kind == "oom_kill" and stream in self._invoked:
+        if match.kind == "oom_kill" and report in self._invoked:
             # The allocation that ran out of memory, from this report's "invoked oom-killer" line.
-            invoked = self._invoked.pop(stream)
+            invoked = self._invoked.pop(report)
             fields = dict(fields, invoked_by=invoked.get("comm"))
             for key in ("order", "mode", "gfp_flags", "gfp_flags_source"):
                 if invoked.get(key) is not None:

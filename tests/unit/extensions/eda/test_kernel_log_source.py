@@ -14,6 +14,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -170,11 +171,14 @@ def test_text_that_is_not_byte_exact_and_numbers_no_kernel_prints_are_marked(tmp
 
 
 def test_oom_kill_carries_the_allocation_that_invoked_the_killer(tmp_path):
+    # Two hosts' reports interleaved in one file (a central server's shared log): each kill gets its own host's.
     lines = ("Mar  5 22:44:10 n1 kernel: java invoked oom-killer: gfp_mask=0x201da, order=0, oom_score_adj=0\n"
-             "Mar  5 22:44:10 n1 kernel: Killed process 4242 (java), UID 1000, total-vm:8123456kB\n")
-    (event,) = follow(tmp_path / "m", lines.encode())
-    assert event["kernel_log"]["kind"] == "oom_kill"
-    assert (event["kernel_log"]["killed_pid"], event["kernel_log"]["order"], event["kernel_log"]["invoked_by"]) == (4242, 0, "java")
+             "Mar  5 22:44:10 n2 kernel: qemu invoked oom-killer: gfp_mask=0x201da, order=3, oom_score_adj=0\n"
+             "Mar  5 22:44:10 n1 kernel: Killed process 4242 (java), UID 1000, total-vm:8123456kB\n"
+             "Mar  5 22:44:11 n2 kernel: Killed process 77 (qemu), UID 0, total-vm:1kB\n")
+    killed = [e["kernel_log"] for e in follow(tmp_path / "m", lines.encode())]
+    assert [(e["host"], e["kind"], e["killed_pid"], e["order"], e["invoked_by"]) for e in killed] == [
+        ("n1", "oom_kill", 4242, 0, "java"), ("n2", "oom_kill", 77, 3, "qemu")]
 
 
 def test_wrapped_line_is_joined_with_its_continuation(tmp_path):
@@ -363,6 +367,7 @@ def test_a_copy_in_a_second_source_is_dropped_a_burst_in_one_is_not():
     ({"reclaim_rate_events": 0}, "reclaim_rate_events must be between"),
     ({"paths": [1]}, "paths must be a list of strings"),
     ({"colour": "red"}, "unknown argument(s) colour"),
+    ({"kernel_release": "banana"}, "kernel_release: 'banana' is not a kernel release"),
 ])
 def test_bad_arguments_are_named(args, message):
     with pytest.raises(ValueError) as caught:
@@ -402,3 +407,46 @@ def test_main_follows_until_cancelled_and_closes_its_files(tmp_path):
 def test_main_stops_with_the_error_of_a_failing_source():
     with pytest.raises(ValueError, match="is not the kernel's ring buffer device"):
         asyncio.run(kl.main(ListQueue(), {"sources": ["kmsg"], "kmsg_path": FIXTURE_LOG}))
+
+
+# ---- the journalctl process ------------------------------------------------------------------------------------
+# No journald runs on the test machine, so a stand-in program prints what `journalctl --output=json` prints (the
+# parsing of real entries is tested above); these tests are about starting, reading and stopping the process.
+
+def _stand_in(tmp_path, body):
+    script = tmp_path / "journalctl"
+    script.write_text("#!%s\nimport json, os, sys, time\nopen(%r, 'w').write(str(os.getpid()))\n%s\n"
+                      % (sys.executable, str(tmp_path / "pid"), body))
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_journalctl_lines_become_events_and_a_stopped_journalctl_stops_the_source(tmp_path):
+    body = ("print(json.dumps({'MESSAGE': %r, 'SYSLOG_FACILITY': '0', '__REALTIME_TIMESTAMP': '1'}), flush=True)\n"
+            "print(json.dumps({'MESSAGE': %r, 'SYSLOG_FACILITY': '1'}), flush=True)\n"
+            "sys.stderr.write('Failed to open journal')\nsys.exit(1)" % (XFS, XFS))
+    queue = ListQueue()
+    with pytest.raises(RuntimeError, match="stopped \\(rc=1\\): Failed to open journal"):
+        asyncio.run(kl.main(queue, {"sources": ["journal"], "journalctl": _stand_in(tmp_path, body), "host": "n1"}))
+    assert [(e["kernel_log"]["kind"], e["kernel_log"]["source"]) for e in queue.events] == [("xfs_alloc_deadlock", "journal")]
+
+
+def test_cancelling_the_source_ends_journalctl(tmp_path):
+    journalctl = _stand_in(tmp_path, "sys.stdout.write(' '.join(sys.argv[1:]) + '\\n'); sys.stdout.flush()\n"
+                                     "time.sleep(600)")
+    queue = ListQueue()
+
+    async def run():
+        task = asyncio.ensure_future(kl.main(queue, {"sources": ["journal"], "journalctl": journalctl}))
+        for _attempt in range(500):
+            if (tmp_path / "pid").exists() and (tmp_path / "pid").read_text():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(OSError):
+        os.kill(pid, 0)  # terminated and reaped
