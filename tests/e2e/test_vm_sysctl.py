@@ -19,14 +19,10 @@ import sys
 import pytest
 import yaml
 
-_TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _TESTS)
-from collection_tree import collections_root  # noqa: E402
+from collection_tree import collections_root
 
-sys.path.insert(0, collections_root())
-sys.path.insert(0, os.path.join(_TESTS, "unit", "plugins", "module_utils"))
-from test_sysctl_precedence import CASES as PRECEDENCE_CASES, build_tree  # noqa: E402
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import collect  # noqa: E402
+from unit.plugins.module_utils.test_sysctl_precedence import CASES as PRECEDENCE_CASES, build_tree
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import collect
 
 VM = "/proc/sys/vm"
 TOUCHED = ("min_free_kbytes", "vfs_cache_pressure", "watermark_scale_factor", "page-cluster", "swappiness",

@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from collection_tree import corpus_dir
+from ansible_collections.memfrag.linux.tests.collection_tree import corpus_dir
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo, read_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
