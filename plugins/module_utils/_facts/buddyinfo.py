@@ -17,6 +17,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm import fragmenta
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.pagetypeinfo import PAGETYPEINFO_CAP, free_pages_of_types, parse_pagetypeinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_of_host, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_count
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, SYSCTL_READ_LIMIT, read_vm_tunables
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import fragmentation_counters, parse_vmstat
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import (
@@ -109,13 +110,24 @@ def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
         return None
     for line in meminfo.splitlines():
         parts = line.split()
-        if len(parts) >= 2 and parts[0] == "MemTotal:" and parts[1].isdigit():
-            ratio = int(parts[1]) * 1024.0 / managed
+        if len(parts) >= 2 and parts[0] == "MemTotal:":
+            try:
+                ratio = parse_count(parts[1], "MemTotal") * 1024.0 / managed
+            except NumberError:
+                return None  # meminfo_facts reports a bad MemTotal; here it only means "not inferred"
             for size in _COMMON_PAGE_SIZES:
                 if abs(ratio - size) <= size * 0.005:
                     return size
             return None
     return None
+
+
+def _count_or_none(text: t.Optional[str]) -> t.Optional[int]:
+    """A tail value of zoneinfo as a count, or None when absent or not one the kernel could print."""
+    try:
+        return None if text is None else parse_count(text)
+    except NumberError:
+        return None
 
 
 def _pcp_blocks(pagetype_zone, orders: int) -> t.List[int]:
@@ -160,6 +172,8 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
 
     pagetype = _read_optional(proc_root, "pagetypeinfo", parse_pagetypeinfo, sources, warnings) \
         if "pagetypeinfo" in wanted else None
+    if pagetype is not None:
+        warnings.extend(pagetype.warnings)
     zoneinfo = None
     if "zoneinfo" in wanted:
         parsed = _read_optional(proc_root, "zoneinfo", parse_zoneinfo, sources, warnings)
@@ -247,8 +261,8 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
             class_zone, reserve = _class_reserve(buddy.node, buddy.zone, indexes, zinfo.protection)
             highatomic = 0
             highatomic_from = "none"
-            if "free_highatomic" in zinfo.tail and zinfo.tail["free_highatomic"].isdigit():
-                highatomic, highatomic_from = int(zinfo.tail["free_highatomic"]), "zoneinfo free_highatomic"
+            if _count_or_none(zinfo.tail.get("free_highatomic")) is not None:
+                highatomic, highatomic_from = _count_or_none(zinfo.tail["free_highatomic"]), "zoneinfo free_highatomic"
             elif ptz is not None and free_highatomic_only:
                 highatomic, highatomic_from = free_pages_of_types(ptz, ("HighAtomic",)), "pagetypeinfo free HighAtomic pages"
             elif ptz is not None and pagetype.pages_per_block:
