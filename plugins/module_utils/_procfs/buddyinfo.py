@@ -31,7 +31,8 @@ MAX_ORDERS = 24
 _ZONE_LINE = re.compile(r"^\s*Node\s+(\d+)\s*,\s*zone\s+(\S+)(.*)$")
 _COUNTS = re.compile(r"^[\s\d]*$")
 # A line that begins like kernel output ("Node 0, zone ...") but does not parse is damage, not a note.
-_NODE_PREFIX = re.compile(r"^\s*Node\b\s*\S*\s*,?\s*zone\b")
+# Each run of blanks can be taken only one way: "\s*\S*\s*,?\s*" backtracked cubically on a line of blanks.
+_NODE_PREFIX = re.compile(r"^\s*Node\b\s*(?:[^\s,]+\s*)?(?:,\s*)?zone\b")
 
 
 class BuddyZone(object):
