@@ -3,9 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 
-
 class ModuleDocFragment(object):
-    # Guard options shared by memfrag.linux.compact_memory and memfrag.linux.drop_caches.
+    # Guard options shared by memfrag.linux.compact_memory, memfrag.linux.drop_caches and memfrag.linux.reclaim_memory.
     DOCUMENTATION = r"""
 options:
   cooldown:

@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-from ansible_collections.memfrag.linux.tests.collection_tree import CORPUS_SKIP_REASON, collections_root, corpus_dir as _corpus_dir, REPO_ROOT
+from ansible_collections.memfrag.linux.tests.collection_tree import CORPUS_SKIP_REASON, corpus_dir as _corpus_dir, REPO_ROOT
 
 FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
 

@@ -26,7 +26,7 @@ from ansible_collections.memfrag.linux.plugins.filter.gfp_flags import gfp_flags
 from ansible_collections.memfrag.linux.plugins.filter.query import query  # noqa: E402
 from ansible_collections.memfrag.linux.plugins.filter.reclaim import reclaim_need  # noqa: E402
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo import gather as gather_buddyinfo  # noqa: E402
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.accounting import gather as gather_meminfo  # noqa: E402
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo  # noqa: E402
 from ansible_collections.memfrag.linux.tests.helpers.hostile_tree import FIXTURE_TREE  # noqa: E402
 
 EXAMPLES = int(os.environ.get("MEMFRAG_FUZZ_EXAMPLES", "60"))

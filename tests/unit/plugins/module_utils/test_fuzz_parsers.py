@@ -30,7 +30,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo import gather as gather_buddyinfo  # noqa: E402
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.accounting import gather as gather_meminfo  # noqa: E402
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo  # noqa: E402
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import MAX_ORDERS, parse_buddyinfo  # noqa: E402
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError  # noqa: E402
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo  # noqa: E402

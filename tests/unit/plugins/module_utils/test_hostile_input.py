@@ -27,7 +27,7 @@ from ansible_collections.memfrag.linux.plugins.filter.query import query
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo import gather as gather_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import host_findings
 from ansible_collections.memfrag.linux.plugins.module_utils._mm import fragmentation as frag
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.accounting import gather as gather_meminfo
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import MAX_ORDERS, parse_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo
@@ -58,7 +58,8 @@ CASES = (
     ("fifo-pid-statm", "`<pid>/statm` or `<pid>/status` is a FIFO", WARNING,
      "that process is not counted in the RSS sum; one warning for all such pids"),
     ("fifo-sysctl-conf", "a `*.conf` in a sysctl.d directory under `config_root` is a FIFO", WARNING,
-     "`<dir>/<name>.conf not read: ... is a named pipe (FIFO)`; the file sets nothing"),
+     "`<dir>/<name>.conf not read: not a regular file; neither applier can read it at boot`; the file sets nothing "
+     "(a device node there is a mask, as for systemd-sysctl, and is never opened)"),
     ("device-or-socket", "a kernel file is a character device, a socket or a directory", FAILURE,
      "`is a character device` / `is a socket` / `is a directory`, `not a regular file; refusing to read it` "
      "(a warning for optional files); a device node is never opened"),
@@ -203,10 +204,12 @@ def check_fifo_sysctl_conf(tree, tmp_path):
     ht.place(root, "usr/lib/sysctl.d/50-dev.conf", ht.CHAR_DEVICE, tree[1])
     with ht.no_hang(10):
         boot = collect(root)
-    assert any(w.startswith("/etc/sysctl.d/99-fifo.conf not read: ") and "named pipe (FIFO)" in w for w in boot.warnings)
-    assert any(w.startswith("/usr/lib/sysctl.d/50-dev.conf not read: ") for w in boot.warnings)
+    assert any(w.startswith("/etc/sysctl.d/99-fifo.conf not read: ") and "not a regular file" in w for w in boot.warnings)
+    # A device node is a mask to systemd-sysctl (null_or_empty), as a link to /dev/null is: never opened.
+    device = [conf for conf in boot.order["systemd"] if conf.name == "50-dev.conf"][0]
+    assert device.masked and device.assignments("systemd") == []
     fifo = [conf for conf in boot.order["systemd"] if conf.name == "99-fifo.conf"][0]
-    assert fifo.assignments == [] and fifo.error
+    assert fifo.assignments("systemd") == [] and fifo.error
 
 
 def check_device_or_socket(tree):
@@ -435,9 +438,11 @@ def check_findings_wrong_shapes(tree):
             (_zone(largest_free_order=10 ** 9), None, "largest_free_order of zone Normal must be at most 64, got 1000000000"),
             (_zone(unusable_index=["x"] * 11), None, "unusable_index of zone Normal must be a number, got 'x'"),
             (_zone(unusable_index=[float("nan")] * 11), None, "unusable_index of zone Normal must be between -1 and 1"),
-            (FACTS, {"order": 10 ** 100}, "threshold order must be at most 64"),
+            (FACTS, {"order": 10 ** 100}, "threshold order must be an integer, got a 101-character value"),
+            (FACTS, {"order": 10 ** 30}, "threshold order must be at most 64"),
             (FACTS, {"zones": "Normal"}, "threshold zones must be a list, got str"),
-            (FACTS, {"unusable_warning": "x"}, "threshold unusable_warning is a share of memory between 0 and 1, got 'x'")):
+            (FACTS, {"unusable_warning": "x"}, "threshold unusable_warning must be a number, got 'x'"),
+            (FACTS, {"unusable_warning": "nan"}, "threshold unusable_warning is a share of memory between 0 and 1, got nan")):
         with pytest.raises(AnsibleFilterError, match="^findings: .*" + words):
             findings(facts, None, None, thresholds)
     with pytest.raises(AnsibleFilterError, match="memfrag_meminfo.accounting must be a dict, got list"):
