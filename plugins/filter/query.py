@@ -46,17 +46,17 @@ def query(data: t.Any, expression: str) -> t.Any:
     shown = str(expression) if len(expression) <= 200 else "%s... (%d characters)" % (expression[:200], len(expression))
     try:
         compiled = jmespath.compile(str(expression))
-    except JMESPathError as exc:
-        raise AnsibleFilterError("query: invalid JMESPath expression %r: %s" % (shown, exc))
     except RecursionError:
         # jmespath's parser recurses once per nesting level: "((((...a))))" thousands deep.
         raise AnsibleFilterError("query: JMESPath expression %r is nested too deeply" % shown)
+    except JMESPathError as exc:
+        raise AnsibleFilterError("query: invalid JMESPath expression %r: %s" % (shown, exc))
     try:
         return compiled.search(_plain(data))
-    except JMESPathError as exc:
-        raise AnsibleFilterError("query: JMESPath expression %r failed on the data: %s" % (shown, exc))
     except RecursionError:
         raise AnsibleFilterError("query: JMESPath expression %r is nested too deeply for the data" % shown)
+    except JMESPathError as exc:
+        raise AnsibleFilterError("query: JMESPath expression %r failed on the data: %s" % (shown, exc))
 
 
 class FilterModule(object):

@@ -88,7 +88,7 @@ def growth_table():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--seed", choices=("fixed", "random"), default="fixed")
     parser.add_argument("--skip-suites", action="store_true", help="only print the growth table")

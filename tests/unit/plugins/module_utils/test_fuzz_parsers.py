@@ -255,15 +255,23 @@ def test_sysctl_conf(text):
 
 # --- cost grows linearly with the input -------------------------------------------------------------------
 
+def _statm_and_status(text):
+    return rss_from_statm(text.encode(), 4096), rss_from_status(text.encode())
+
+
+def _slabinfo(text):
+    return parse_slabinfo(text, 4096)
+
+
 PARSERS = {
-    "buddyinfo": lambda text: parse_buddyinfo(text),
-    "zoneinfo": lambda text: parse_zoneinfo(text),
-    "pagetypeinfo": lambda text: parse_pagetypeinfo(text),
-    "meminfo": lambda text: parse_meminfo(text),
-    "slabinfo": lambda text: parse_slabinfo(text, 4096),
-    "vmstat": lambda text: parse_vmstat(text),
+    "buddyinfo": parse_buddyinfo,
+    "zoneinfo": parse_zoneinfo,
+    "pagetypeinfo": parse_pagetypeinfo,
+    "meminfo": parse_meminfo,
+    "slabinfo": _slabinfo,
+    "vmstat": parse_vmstat,
     "tunable": parse_tunable,
-    "statm": lambda text: (rss_from_statm(text.encode(), 4096), rss_from_status(text.encode())),
+    "statm": _statm_and_status,
     "sysctl": parse_sysctl_conf,
 }
 
