@@ -116,5 +116,5 @@ def test_memory_facts_judge_refuses_log_counts_of_the_wrong_type(run_playbook, f
       ignore_errors: true
 """.format(root=root)
     result = run_playbook(play, timeout=240).task_result("judge")
-    assert result.get("failed") and "log_scan.counts must be a dict, got list" in result["msg"], result
+    assert result.get("failed") and "log_scan.counts must be a dict of event kind to count, got list" in result["msg"], result
     assert "module_stderr" not in result

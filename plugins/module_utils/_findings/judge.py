@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.remedies import add_remedies
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import check_log_scan
 from ansible_collections.memfrag.linux.plugins.module_utils._units import GIB, MIB, format_bytes
 
 # Severities from least to most severe; the rank orders findings, verdicts and report rows everywhere.
@@ -310,7 +311,7 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
     findings = []
     if not log_scan:
         return findings
-    log_scan = _mapping(log_scan, "log_scan")
+    check_log_scan(log_scan)  # ValueError naming the field, e.g. counts given as a list
     counts = _mapping(log_scan.get("counts"), "log_scan.counts")
     first_seen = _mapping(log_scan.get("first_seen"), "log_scan.first_seen")
     last_seen = _mapping(log_scan.get("last_seen"), "log_scan.last_seen")
@@ -327,12 +328,66 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
     return findings
 
 
+def xfs_file_findings(xfs_files: t.Optional[t.Mapping[str, t.Any]],
+                      thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
+    """Which files to look at, from the ``memfrag_xfs_files`` fact (an XFS extent scan after deadlock events).
+
+    Critical when a file's in-core extent map needs an allocation of at least the order that matters on this
+    kernel's era (up to 4.14: more than 65,536 extents for order 1); a warning otherwise, since those files are
+    still where the fragmentation is; info when the scan found none.
+    """
+    if not xfs_files or not xfs_files.get("scanned"):
+        return []
+    # Imported here: only hosts with an XFS scan compile it (memory_facts imports this file on every host).
+    from ansible_collections.memfrag.linux.plugins.module_utils._xfs.extent_map import ERA_EXTENT_LIST, ERA_IEXT_BTREE, extents_for_irec_size
+    order = int(_merged(thresholds)["order"])
+    processes = [item for item in xfs_files.get("log_processes") or [] if isinstance(item, dict)]
+    named = ["%s(%s)" % (item.get("comm"), item.get("pid")) for item in processes]
+    source = "XFS deadlock messages name %s" % ", ".join(named[:3]) if named else "XFS deadlock messages"
+    stopped = xfs_files.get("stopped_early")
+    partial = " (the scan stopped early: %s)" % stopped.get("reason") if stopped else ""
+    files = [item for item in xfs_files.get("files") or [] if isinstance(item, dict)]
+    numbers = {"files": [dict((key, item.get(key)) for key in ("path", "extents", "alloc_bytes", "alloc_order")) for item in files[:5]],
+               "found": xfs_files.get("found"), "min_extents": xfs_files.get("min_extents"), "era": xfs_files.get("era"),
+               "log_processes": named}
+    if not files:
+        return [_finding("info", "xfs_files_not_found", "%s; no XFS file with %s or more extents found%s"
+                         % (source, xfs_files.get("min_extents"), partial), None, None, numbers)]
+    shown = [_xfs_file_text(item) for item in files[:3]]
+    more = int(xfs_files.get("found") or len(files)) - len(shown)
+    message = "%s; the XFS files with the most extents are %s%s%s." % (
+        source, ", ".join(shown), " and %d more" % more if more > 0 else "", partial)
+    if xfs_files.get("era") == ERA_IEXT_BTREE:
+        message += (" On this kernel (4.15+) an extent map needs nothing above order 0, so they are fragmented files,"
+                    " not the allocation that loops.")
+    for item in processes:
+        span = extents_for_irec_size(int(item.get("size") or 0)) if xfs_files.get("era") == ERA_EXTENT_LIST else None
+        if span:
+            message += (" The messages' %d-byte allocation is the extent index of a file with %d-%d extents."
+                        % (item["size"], span[0], span[1]))
+            break
+    worst = max(int(item.get("alloc_order") or 0) for item in files)
+    return [_finding("critical" if worst >= order else "warning", "xfs_fragmented_files", message, None, None, numbers)]
+
+
+def _xfs_file_text(item: t.Mapping[str, t.Any]) -> str:
+    parts = ["%d extents" % int(item.get("extents") or 0)]
+    if item.get("alloc_bytes") is not None:
+        parts.append("map needs %d bytes, order %s" % (item["alloc_bytes"], item.get("alloc_order")))
+    holders = ["%s(%s)" % (holder.get("comm"), holder.get("pid")) for holder in (item.get("open_by") or [])[:3]]
+    if holders:
+        parts.append("open by " + ", ".join(holders))
+    return "%s (%s)" % (item.get("path"), "; ".join(parts))
+
+
 def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optional[t.Mapping[str, t.Any]] = None,
                   log_scan: t.Optional[t.Mapping[str, t.Any]] = None,
                   thresholds: t.Optional[t.Mapping[str, t.Any]] = None,
-                  host: t.Optional[str] = None) -> t.List[t.Dict[str, t.Any]]:
+                  host: t.Optional[str] = None,
+                  xfs_files: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
     """All findings for one host, most severe first (stable within a severity), each warning and critical one with
-    its ``remedy`` (``host`` is the inventory name the remedies' commands limit to).
+    its ``remedy`` (``host`` is the inventory name the remedies' commands limit to). ``xfs_files`` is the
+    ``memfrag_xfs_files`` fact of an XFS extent scan.
 
     Raises ValueError for thresholds that are unknown or out of range (check_thresholds), and
     TypeError or ValueError naming the fact that is not in the shape the modules return (a list
@@ -345,6 +400,7 @@ def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optio
     if buddyinfo:
         findings.extend(zone_findings(buddyinfo, thresholds))
     findings.extend(log_findings(log_scan))
+    findings.extend(xfs_file_findings(xfs_files, thresholds))
     if meminfo:
         findings.extend(memory_findings(meminfo, thresholds))
     if buddyinfo and meminfo:

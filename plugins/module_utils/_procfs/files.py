@@ -16,6 +16,8 @@ import typing as t
 
 # /proc files we read are small; a cap keeps a hostile or corrupt tree from exhausting memory.
 MAX_PROC_FILE_BYTES = 64 * 1024 * 1024
+# Largest single read(2); /proc files are produced by the kernel into a buffer of the size asked for.
+READ_CHUNK_BYTES = 65536
 
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -75,13 +77,20 @@ def _refuse(path: str, mode: int) -> ProcFileError:
     return ProcFileError(path, "is %s, not a regular file; refusing to read it" % _kind(mode))
 
 
-def read_file(path: str, limit: int = MAX_PROC_FILE_BYTES, follow: bool = True, shown: t.Optional[str] = None) -> bytes:
+def read_file(path: str, limit: int = MAX_PROC_FILE_BYTES, follow: bool = True, shown: t.Optional[str] = None,
+              one_read: bool = False) -> bytes:
     """Content of the regular file ``path`` (at most ``limit`` bytes), never blocking on what is not one.
 
     The file is checked with stat before it is opened (opening a device node can itself act), opened
     with O_NONBLOCK (a FIFO swapped in meanwhile cannot block the open) and, with ``follow=False``,
     O_NOFOLLOW, then checked again with fstat on what was opened. ``shown`` is the path named in
     errors (default ``path``). Raises ProcFileError: ``missing`` set when the file does not exist.
+
+    The kernel is never asked for more than ``limit + 1`` bytes in all: the one byte more tells a
+    file that is too large from one that fits. Reads are unbuffered, in pieces of at most
+    READ_CHUNK_BYTES (seq_file makes a buffer of the size asked for). With ``one_read`` the whole
+    ``limit + 1`` is asked for in a single read(2) and nothing after it: /proc/sys numeric handlers
+    return the whole value in the first read and nothing once the position is past 0.
     """
     shown = path if shown is None else shown
     try:
@@ -99,14 +108,16 @@ def read_file(path: str, limit: int = MAX_PROC_FILE_BYTES, follow: bool = True, 
             raise _refuse(shown, opened.st_mode)
         chunks = []  # type: t.List[bytes]
         size = 0
-        # Small reads: some kernel files (/proc/sys) refuse one huge read with ENOMEM. A seq_file
-        # returns short reads, so stop at the first empty one, not at st_size (0 in /proc).
+        # A seq_file returns short reads, so stop at the first empty one, not at st_size (0 in /proc).
         while size <= limit:
-            chunk = os.read(fd, min(65536, limit + 1 - size))
+            wanted = limit + 1 - size
+            chunk = os.read(fd, wanted if one_read else min(wanted, READ_CHUNK_BYTES))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
+            if one_read:
+                break
     except (IOError, OSError) as exc:
         raise _os_error(shown, exc)
     finally:
@@ -130,10 +141,10 @@ def _os_error(path: str, exc: EnvironmentError) -> ProcFileError:
     return ProcFileError(path, reason, missing=missing, errno=exc.errno)
 
 
-def read_bytes(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> bytes:
-    """Return the content of ``root/relative`` (at most ``limit`` bytes); see read_file for what is refused."""
+def read_bytes(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES, one_read: bool = False) -> bytes:
+    """Return the content of ``root/relative`` (at most ``limit`` bytes); read_file says what is refused and how it reads."""
     path = path_under(root, relative)
-    return read_file(path, limit)
+    return read_file(path, limit, one_read=one_read)
 
 
 def read_text(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> str:

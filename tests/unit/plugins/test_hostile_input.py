@@ -98,7 +98,8 @@ CASES = (
      "(buddyinfo, zoneinfo, vmstat) or fail naming the line (meminfo, pagetypeinfo, slabinfo)"),
     # Item 4: values of the wrong type reaching the filters.
     ("findings-log-counts-list", "`log_scan.counts` given as a list to `memfrag.linux.findings` or `memory_facts` `judge`",
-     FILTER_ERROR, "`findings: facts are not in the shape memfrag.linux modules return: log_scan.counts must be a dict, got list` "
+     FILTER_ERROR, "`findings: facts are not in the shape memfrag.linux modules return: log_scan.counts must be a dict of "
+     "event kind to count, got list` "
      "(`memory_facts` fails with the same text)"),
     ("findings-wrong-shapes", "facts with a string for `zones`, a bool or 5,000-digit string for a byte count, "
      "`largest_free_order: 10**9`, a threshold `order` of 10**100", FILTER_ERROR,
@@ -412,12 +413,13 @@ FACTS = {"page_size": 4096, "zones": [{
 
 
 def check_findings_log_counts_list(tree):
-    message = "findings: facts are not in the shape memfrag.linux modules return: log_scan.counts must be a dict, got list"
+    message = ("findings: facts are not in the shape memfrag.linux modules return: "
+               "log_scan.counts must be a dict of event kind to count, got list")
     with pytest.raises(AnsibleFilterError) as info:
         findings(FACTS, None, {"counts": ["oom_kill", 3]})
     assert str(info.value) == message
     # memory_facts' judge calls host_findings and fails with the same text.
-    with pytest.raises(TypeError, match="^log_scan.counts must be a dict, got list$"):
+    with pytest.raises(ValueError, match="^log_scan.counts must be a dict of event kind to count, got list$"):
         host_findings(FACTS, None, {"counts": [1, 2], "first_seen": {}, "last_seen": {}})
     assert findings(FACTS, None, {"counts": {"oom_kill": 3}})[0]["code"] == "oom_kill_logged"
 
