@@ -88,8 +88,10 @@ def interleaved(path: str, blocks: int, other: t.Optional[str] = None) -> t.Tupl
     into a few extents. Returns the extent count of each file made."""
     fallocate = _fallocate()
     second = other or path + ".interleave"
-    fds = [os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644) for name in (path, second)]
+    fds = []
     try:
+        for name in (path, second):
+            fds.append(os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644))
         for index in range(blocks):
             for fd in fds:
                 fallocate(fd, 0, index * BLOCK, BLOCK)
@@ -101,7 +103,7 @@ def interleaved(path: str, blocks: int, other: t.Optional[str] = None) -> t.Tupl
     finally:
         for fd in fds:
             os.close(fd)
-        if other is None:
+        if other is None and len(fds) == 2:
             os.unlink(second)
     return tuple(nextents(name) for name in ([path, other] if other else [path]))
 
