@@ -227,7 +227,7 @@ ansible_facts:
       description:
         - Plain-language findings, most severe first, each with C(severity) (critical, warning or info), C(code),
           C(message), C(numbers), for zone findings C(node) and C(zone), and for warning and critical findings a
-          C(remedy): what to run on this host, with its values, and why it helps.
+          C(remedy), which says what to run on this host, with its values, and why it helps.
       returned: with O(judge=true)
       type: list
       elements: dict
@@ -242,7 +242,7 @@ ansible_facts:
     memfrag_verdict:
       description:
         - The worst severity (critical, warning or ok), a one-line C(summary), C(counts) per severity, C(lines) (what
-          the diagnose role prints: the verdict line, then each finding followed by its remedy) and C(remedies) (each
+          the diagnose role prints, the verdict line and then each finding followed by its remedy) and C(remedies) (each
           distinct remedy once, most severe finding first).
       returned: with O(judge=true)
       type: dict
@@ -338,9 +338,10 @@ def main():
         # Imported here: the scanner is the largest code in the collection, and a module compiles what it imports
         # on the target at every run; hosts that do not scan (captures, a fleet diagnose) do not pay for it.
         from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import run_scan
+        from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state
         scan_warnings = []
         try:
-            log_scan, dummy = run_scan(params["kernel_log"], {}, scan_warnings.append, module.get_bin_path("journalctl"),
+            log_scan, dummy = run_scan(params["kernel_log"], empty_state(), scan_warnings.append, module.get_bin_path("journalctl"),
                                        time.time())
         except ValueError as exc:
             module.fail_json(msg="kernel_log: %s" % exc)

@@ -32,10 +32,10 @@ def remedy(finding: t.Mapping[str, t.Any], host: t.Optional[str] = None,
     code = finding.get("code", "")
     order = (finding.get("numbers") or {}).get("order")
     reclaim = "ansible-playbook memfrag.linux.reclaim --limit %s -e reclaim_target_order=%s" % (limit, order if order is not None else 4)
+    values = (limit, _tunable(tunables, "min_free_kbytes"), _tunable(tunables, "watermark_scale_factor"))
     tune = ("ansible-playbook memfrag.linux.tune --limit %s --check --diff (shows the baseline for this host; today "
             "vm.min_free_kbytes=%s, vm.watermark_scale_factor=%s): higher watermarks make kswapd and kcompactd keep "
-            "high-order blocks free before allocations need them" % (limit, _tunable(tunables, "min_free_kbytes"),
-                                                                       _tunable(tunables, "watermark_scale_factor")))
+            "high-order blocks free before allocations need them" % values)
     if code in ("no_high_order_blocks", "high_order_unusable", "high_order_scarce", "watermark_fails_at_order"):
         return "now: %s (compacts first, drops clean page cache only if still needed); to keep it from coming back: %s" % (
             reclaim, tune)

@@ -15,6 +15,8 @@ import typing as t
 
 # /proc files we read are small; a cap keeps a hostile or corrupt tree from exhausting memory.
 MAX_PROC_FILE_BYTES = 64 * 1024 * 1024
+# Largest single read(2); /proc files are produced by the kernel into a buffer of the size asked for.
+READ_CHUNK_BYTES = 65536
 
 
 class ProcFileError(Exception):
@@ -52,20 +54,29 @@ def path_under(root: str, relative: str) -> str:
     return candidate
 
 
-def read_bytes(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> bytes:
-    """Return the content of ``root/relative`` (at most ``limit`` bytes)."""
+def read_bytes(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES, one_read: bool = False) -> bytes:
+    """Return the content of ``root/relative`` (at most ``limit`` bytes).
+
+    The kernel is never asked for more than ``limit + 1`` bytes in all: the one byte more tells a
+    file that is too large from one that fits. Reads are unbuffered, in pieces of at most
+    READ_CHUNK_BYTES (seq_file makes a buffer of the size asked for). With ``one_read`` the whole
+    ``limit + 1`` is asked for in a single read(2) and nothing after it: /proc/sys numeric handlers
+    return the whole value in the first read and nothing once the position is past 0.
+    """
     path = path_under(root, relative)
     chunks = []  # type: t.List[bytes]
     size = 0
     try:
-        with open(path, "rb") as handle:
-            # Small reads: some kernel files (/proc/sys) refuse one huge read with ENOMEM.
+        with open(path, "rb", buffering=0) as handle:
             while size <= limit:
-                chunk = handle.read(65536)
+                wanted = limit + 1 - size
+                chunk = handle.read(wanted if one_read else min(wanted, READ_CHUNK_BYTES))
                 if not chunk:
                     break
                 chunks.append(chunk)
                 size += len(chunk)
+                if one_read:
+                    break
     except (IOError, OSError) as exc:
         missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
         reason = "does not exist" if missing else (exc.strerror or str(exc))
