@@ -197,6 +197,10 @@ def _host_row(index: int, row: t.Mapping[str, t.Any], usual: t.Mapping[str, str]
 
 # ---------------------------------------------------------------- overview
 
+def _hosts(count: int) -> str:
+    return "%d host%s" % (count, "" if count == 1 else "s")
+
+
 def _pct(part: int, whole: int) -> str:
     return "%.1f%%" % (100.0 * part / whole) if whole else "-"
 
@@ -210,11 +214,11 @@ def _severity_card(report: t.Mapping[str, t.Any]) -> str:
     legend = "".join('<li><a href="#sev-%s"><span class="sev sev-%s">%s</span></a> <b>%d</b> <span class="k">%s</span></li>'
                      % (_e(s), _e(s), _e(s.replace("_", " ")), n, _pct(n, total)) for s, n in counts.items())
     rec = ov["reclaim"]
-    notes = ["vm tunables off the baseline on <b>%d</b> hosts" % ov["tunables_off_baseline_hosts"],
-             "kernel logs scanned on %d of %d hosts with data" % (ov["log_scanned_hosts"], ov["hosts_with_data"])]
+    notes = ["vm tunables off the baseline on <b>%s</b>" % _hosts(ov["tunables_off_baseline_hosts"]),
+             "kernel logs scanned on %d of %s with data" % (ov["log_scanned_hosts"], _hosts(ov["hosts_with_data"]))]
     if rec["run"]:
-        notes.append("reclaim ran on %d hosts: needed on %d, target met on %d, <span class=\"off\">missed on %d</span>"
-                     % (rec["run"], rec["needed"], rec["target_met"], rec["target_missed"]))
+        notes.append("reclaim ran on %s: needed on %d, target met on %d, <span class=\"off\">missed on %d</span>"
+                     % (_hosts(rec["run"]), rec["needed"], rec["target_met"], rec["target_missed"]))
     return ('<div class="card" id="ov-severity"><h2>Hosts by severity</h2><div class="sevbar">%s</div>'
             '<ul class="legend">%s</ul><p class="note">%s</p></div>' % (segments, legend, "<br>".join(notes)))
 
@@ -241,10 +245,10 @@ def _histogram(bins: t.Sequence[t.Tuple[str, int, str]], label: str) -> str:
     for i, (text, hosts, colour) in enumerate(bins):
         h = 0 if not hosts else max(1, int(round(height * hosts / most)))
         x = i * step
-        parts.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s: %d hosts</title></rect>'
+        parts.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s: %s</title></rect>'
                      '<text class="c" x="%.1f" y="%d" text-anchor="middle">%d</text>'
                      '<text x="%.1f" y="%d" text-anchor="middle">%s</text>'
-                     % (x + 2, top + height - h, step - 4, h, colour, _e(text), hosts,
+                     % (x + 2, top + height - h, step - 4, h, colour, _e(text), _hosts(hosts),
                         x + step / 2, top + height - h - 3, hosts, x + step / 2, top + height + bottom - 4, _e(text)))
     parts.append("</svg>")
     return "".join(parts)
@@ -274,7 +278,7 @@ def _distribution_card(report: t.Mapping[str, t.Any]) -> str:
     note = ""
     if higher:
         note = ('<p class="note">judged at a higher order after logged allocation failures: %s</p>'
-                % ", ".join("order %d on %d hosts" % (o, n) for o, n in sorted(higher.items())))
+                % ", ".join("order %d on %s" % (o, _hosts(n)) for o, n in sorted(higher.items())))
     return ('<div class="card" id="ov-free"><h2>Free memory in blocks of order &ge; %d, hosts per range</h2>%s'
             '<h2>Share of free memory unusable at order %d, hosts per decile</h2>%s%s</div>'
             % (order, _histogram(free_bins, "hosts by free memory in blocks of order >= %d" % order), order,
@@ -290,8 +294,8 @@ def _log_card(report: t.Mapping[str, t.Any]) -> str:
                        _e(_when(entry["last_seen"]) if entry["last_seen"] else "-")))
     return ('<div class="card" id="ov-logs"><h2>Kernel log events by kind</h2><table class="t"><tr><th>kind</th>'
             '<th class="n">events</th><th class="n">hosts</th><th>last seen</th></tr>%s</table>'
-            '<p class="note">scan window of the diagnose role; %d hosts scanned</p></div>'
-            % ("".join(rows), ov["log_scanned_hosts"]))
+            '<p class="note">scan window of the diagnose role; %s scanned</p></div>'
+            % ("".join(rows), _hosts(ov["log_scanned_hosts"])))
 
 
 # ---------------------------------------------------------------- page
@@ -333,8 +337,8 @@ def iter_html(report: t.Mapping[str, t.Any], title: str = "memfrag fleet report"
             if current is not None:
                 yield "</div>\n"
             current = row["severity"]
-            yield '<div id="sev-%s" role="rowgroup"><div class="row sh" role="row"><div role="cell">%s: %d hosts</div></div>\n' % (
-                _e(current), _e(current.replace("_", " ")), report["counts"].get(current, 0))
+            yield '<div id="sev-%s" role="rowgroup"><div class="row sh" role="row"><div role="cell">%s: %s</div></div>\n' % (
+                _e(current), _e(current.replace("_", " ")), _hosts(report["counts"].get(current, 0)))
         yield _host_row(i, row, usual)
     if current is not None:
         yield "</div>\n"

@@ -167,7 +167,8 @@ def shape_host(name: str, hostvars: t.Mapping[str, t.Any], order: int = 4,
     last_seen = dict((str(k), plain(v)) for k, v in _items(log.get("last_seen")) if v is not None)
 
     current = dict((_norm_tunable(k), v) for k, v in _items(buddy.get("tunables")))
-    wanted = dict((_norm_tunable(k), v) for k, v in _items(baseline))
+    # Without facts nothing is known about the host's tunables: no comparison rather than all of them "off".
+    wanted = dict((_norm_tunable(k), v) for k, v in _items(baseline)) if buddy else {}
     tunables = []
     for tname in sorted(set(current) | set(wanted)):
         row = {"name": tname, "current": None if tname not in current else _norm_value(current[tname]),

@@ -84,6 +84,9 @@ def test_rows_sorted_worst_first_and_counted(hostvars):
     assert report["counts"] == {"critical": 1, "warning": 1, "no_data": 1, "ok": 1}
     gone = report["hosts"][2]
     assert gone["severity"] == "no_data" and gone["zones"] == [] and "unreachable" in gone["summary"]
+    # Nothing is known about an unreachable host's tunables: no comparison with a baseline, nothing "off".
+    gone = fleet_report(hostvars, ["gone"], 4, {"vm.min_free_kbytes": 1})["hosts"][0]
+    assert gone["tunables"] == [] and gone["tunables_off_baseline"] == 0
     assert report["hosts"][0]["kernel"] == "6.1.0-test"
     json.dumps(report)  # the role writes it as JSON
 
@@ -223,7 +226,7 @@ def test_overview_comes_first_and_sums_the_fleet(hostvars):
     assert "#" + rows["db-crit"] in links and "#" + rows["app-warn"] in links
     assert set("#sev-" + s for s in ("critical", "warning", "no_data", "ok")) <= set(links)
     assert all(link[1:] in ids for link in links)
-    assert "order 5 on 1 hosts" in page  # db-crit is judged at the order of its logged failure
+    assert "order 5 on 1 host" in page  # db-crit is judged at the order of its logged failure
     assert "xfs_alloc_deadlock</td><td class=\"n\">7</td><td class=\"n\">1</td><td>2026-11-20 10:00 UTC" in page
 
 
