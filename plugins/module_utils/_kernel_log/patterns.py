@@ -212,17 +212,30 @@ class Speaker(object):
         self.message = message      # the text after every prefix
 
 
+# Syslog stamps repeat (a burst of lines shares its second): mktime, the costly part, is remembered.
+_BSD_STAMPS = {}  # type: t.Dict[t.Tuple[t.Any, ...], t.Optional[float]]
+
+
 def _bsd_time(match: t.Match, reference: float) -> t.Optional[float]:
     """Local time without a year: the latest such moment not after ``reference`` (+1 day slack)."""
+    key = (match.group("mon"), match.group("day"), match.group("hh"), match.group("mi"), match.group("ss"), reference)
+    if key not in _BSD_STAMPS:
+        if len(_BSD_STAMPS) >= 4096:
+            _BSD_STAMPS.clear()
+        _BSD_STAMPS[key] = _bsd_seconds(key, reference)
+    stamp = _BSD_STAMPS[key]
+    return None if stamp is None else stamp + _fraction(match.group("frac"))
+
+
+def _bsd_seconds(key: t.Tuple[t.Any, ...], reference: float) -> t.Optional[float]:
     try:
         year = time.localtime(reference).tm_year
-        parts = (_MONTHS[match.group("mon")], int(match.group("day")), int(match.group("hh")),
-                 int(match.group("mi")), int(match.group("ss")))
+        parts = (_MONTHS[key[0]], int(key[1]), int(key[2]), int(key[3]), int(key[4]))
         stamp = None
         for candidate_year in (year, year - 1):
             stamp = time.mktime((candidate_year,) + parts + (0, 0, -1))
             if stamp <= reference + 86400:
-                return stamp + _fraction(match.group("frac"))
+                return stamp
         return stamp
     except (ValueError, OverflowError):
         return None

@@ -289,13 +289,14 @@ def feed_line_hit(summary: Summary, hit: LineHit, path: str, reference: float,
         if BOOT_NEEDLE in hit.line or TAINT_NEEDLE in hit.line:
             _note_release(summary, hit, path, reference)
         return None  # no event text (a line found for its non-breaking spaces only, or handed in unchecked)
-    _speaker_head, origin, kernel, timestamp, host = _who(hit, reference)
+    speaker_head, origin, kernel, timestamp, host = _who(hit, reference)
     if not kernel:
         summary.ignored["not_kernel"] += 1
         return False
     raw_text, invalid = _decode(hit.line)
     text, spaced = normalise_spaces(raw_text)
-    speaker = parse_prefix(text, reference)
+    # A line within SPEAKER_BYTES was parsed whole already (bytes that are not UTF-8 decode alike either way).
+    speaker = speaker_head if len(hit.line) <= SPEAKER_BYTES and b"\x00" not in hit.line else parse_prefix(text, reference)
     match = _classify(speaker.message, kernel_release)
     if match is None:
         return None
