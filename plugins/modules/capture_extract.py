@@ -99,26 +99,73 @@ captures:
   type: list
   elements: dict
   contains:
-    source: {description: The archive path given., type: str}
-    host: {description: Safe inventory name from the captured host name., type: str, sample: web1.example.com}
-    host_source: {description: Where the host name came from (C(sos_commands/host/hostname), C(uname -a), C(archive name))., type: str}
-    layout: {description: C(sos) or C(supportconfig)., type: str}
-    format: {description: C(tar) or C(directory)., type: str}
-    root: {description: Where the capture was extracted (the capture's C(/))., type: str}
-    proc_root: {description: The capture's C(proc) directory, for O(memfrag.linux.memory_facts#module:proc_root)., type: str}
-    has_buddyinfo: {description: Whether the capture holds C(proc/buddyinfo) (without it there is nothing to judge)., type: bool}
-    kernel_release: {description: Kernel release of the capture, or null., type: str, sample: 4.18.0-513.el8.x86_64}
-    kernel_release_source: {description: Where it came from., type: str}
-    capture_time: {description: When the capture was taken (UTC ISO time), or null., type: str, sample: "2024-03-05T10:11:12Z"}
-    capture_time_source: {description: Where it came from., type: str}
-    since: {description: Start of the log window, 7 days before RV(captures[].capture_time)., type: str}
-    log_paths: {description: Kernel log files of the capture, glob-escaped for O(memfrag.linux.kernel_log_scan#module:paths)., type: list, elements: str}
-    log_files: {description: The same files relative to RV(captures[].root)., type: list, elements: str}
-    members: {description: Members the archive declares., type: int}
-    extracted_files: {description: Files written., type: int}
-    extracted_bytes: {description: Bytes written., type: int}
-    summary: {description: Lines an operator reads first (layout, host, kernel, time, logs, sysctl keys, notes)., type: list, elements: str}
-    notes: {description: Members skipped or refused and other remarks, one message each., type: list, elements: str}
+    source:
+      description: The archive path given.
+      type: str
+    host:
+      description: "Safe inventory name from the captured host name."
+      type: str
+      sample: web1.example.com
+    host_source:
+      description: Where the host name came from (C(sos_commands/host/hostname), C(uname -a), C(archive name)).
+      type: str
+    layout:
+      description: C(sos) or C(supportconfig).
+      type: str
+    format:
+      description: C(tar) or C(directory).
+      type: str
+    root:
+      description: Where the capture was extracted (the capture's C(/)).
+      type: str
+    proc_root:
+      description: "The capture's C(proc) directory, for O(memfrag.linux.memory_facts#module:proc_root)."
+      type: str
+    has_buddyinfo:
+      description: Whether the capture holds C(proc/buddyinfo) (without it there is nothing to judge).
+      type: bool
+    kernel_release:
+      description: "Kernel release of the capture, or null."
+      type: str
+      sample: 4.18.0-513.el8.x86_64
+    kernel_release_source:
+      description: Where it came from.
+      type: str
+    capture_time:
+      description: "When the capture was taken (UTC ISO time), or null."
+      type: str
+      sample: "2024-03-05T10:11:12Z"
+    capture_time_source:
+      description: Where it came from.
+      type: str
+    since:
+      description: "Start of the log window, 7 days before RV(captures[].capture_time)."
+      type: str
+    log_paths:
+      description: "Kernel log files of the capture, glob-escaped for O(memfrag.linux.kernel_log_scan#module:paths)."
+      type: list
+      elements: str
+    log_files:
+      description: "The same files relative to RV(captures[].root)."
+      type: list
+      elements: str
+    members:
+      description: Members the archive declares.
+      type: int
+    extracted_files:
+      description: Files written.
+      type: int
+    extracted_bytes:
+      description: Bytes written.
+      type: int
+    summary:
+      description: Lines an operator reads first (layout, host, kernel, time, logs, sysctl keys, notes).
+      type: list
+      elements: str
+    notes:
+      description: Members skipped or refused and other remarks, one message each.
+      type: list
+      elements: str
     sysctl:
       description:
         - The precedence model over the capture's sysctl tree. C(keys) maps each vm key set by a file to its winner
@@ -131,7 +178,9 @@ refused:
   returned: with O(state=present)
   type: list
   elements: dict
-  sample: [{source: /srv/cases/bomb.tar.xz, msg: "the archive expands past 100 times its size ..."}]
+  sample:
+    - source: /srv/cases/bomb.tar.xz
+      msg: "the archive expands past 100 times its size (245786 bytes) at member ...: refused as a possible compression bomb"
 """
 
 import os
