@@ -367,7 +367,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import run_scan
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import load_state, save_state, state_path_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state, load_state, save_state, state_path_problem
 
 
 def main():
@@ -378,7 +378,7 @@ def main():
     params = module.params
     warnings = []
     state_path = params["state_file"]
-    state = {"version": 1, "files": [], "journal": {}, "kmsg": {}}
+    state = empty_state()
     if state_path:
         problem = state_path_problem(state_path)
         if problem:

@@ -338,9 +338,10 @@ def main():
         # Imported here: the scanner is the largest code in the collection, and a module compiles what it imports
         # on the target at every run; hosts that do not scan (captures, a fleet diagnose) do not pay for it.
         from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import run_scan
+        from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state
         scan_warnings = []
         try:
-            log_scan, dummy = run_scan(params["kernel_log"], {}, scan_warnings.append, module.get_bin_path("journalctl"),
+            log_scan, dummy = run_scan(params["kernel_log"], empty_state(), scan_warnings.append, module.get_bin_path("journalctl"),
                                        time.time())
         except ValueError as exc:
             module.fail_json(msg="kernel_log: %s" % exc)

@@ -198,7 +198,7 @@ extent_map:
 scanned:
   description:
     - One entry per directory tree or file examined, with its mount, device, C(method) (V(bulkstat), or V(stat) with
-      why bulkstat was not used) and counts (C(directories), C(regular_files), C(too_small) skipped without opening,
+      why bulkstat was not used) and counts (C(directories), C(too_small): other entries never opened,
       C(opened), C(errors)).
   returned: always
   type: list

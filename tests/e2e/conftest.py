@@ -76,14 +76,18 @@ def _bin(name):
 
 @pytest.fixture
 def run_playbook(tmp_path):
-    """run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=None, args=(), env=None)."""
+    """run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=None, args=(), env=None, prefix=()).
 
-    def _run(playbook, extra_vars=None, check=False, diff=False, inventory=None, args=(), env=None, timeout=900):
+    ``prefix`` is an argv the ansible-playbook command is appended to (``unshare ... sh -c '...; exec "$@"'``).
+    """
+
+    def _run(playbook, extra_vars=None, check=False, diff=False, inventory=None, args=(), env=None, timeout=900,
+             prefix=()):
         if "\n" in playbook:
             path = tmp_path / "playbook.yml"
             path.write_text(playbook)
             playbook = str(path)
-        cmd = [_bin("ansible-playbook"), playbook]
+        cmd = list(prefix) + [_bin("ansible-playbook"), playbook]
         if inventory is None:
             cmd += ["-i", "localhost,", "-c", "local"]
         else:

@@ -6,10 +6,10 @@
 ``XfsLoop.start()`` installs xfsprogs from Debian when missing (as the VM lab does), makes a sparse image,
 attaches it to a free loop device, runs ``mkfs.xfs`` and mounts it; ``stop()`` ends every holder process,
 unmounts everything mounted under it (deepest first, lazily when busy), detaches the loop device and
-removes the image, whatever state a failed test left. ``fragment()`` writes a file and then punches every
-other block and writes it again, so each block lands apart from its neighbours: one extent per block, and a
-file ``xfs_fsr`` can rewrite into a few extents (a file that is only punched keeps its holes and cannot be
-made contiguous).
+removes the image, whatever state a failed test left. ``punched()`` and ``interleaved()`` make files of one
+extent per block: the first by punching every other block (holes between the extents: what a sparse image
+looks like, and nothing can join them), the second without holes, which ``xfs_fsr`` can rewrite into a few
+extents.
 """
 
 from __future__ import annotations
@@ -48,10 +48,23 @@ def extsize(path: str) -> int:
     return int(re.search(r"\[(\d+)\]", out).group(1))
 
 
-def fragment(path: str, blocks: int) -> int:
-    """Write ``2 * blocks`` blocks, punch every other one and write it again: about 2 * blocks extents."""
+def _fallocate():
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+
+    def call(fd: int, mode: int, offset: int, length: int) -> None:
+        if libc.fallocate(fd, mode, offset, length) != 0:
+            raise OSError(ctypes.get_errno(), "fallocate")
+    return call
+
+
+def punched(path: str, blocks: int) -> int:
+    """Write ``2 * blocks`` blocks and punch every other one: ``blocks`` one-block extents separated by holes.
+
+    Exactly what it says, but no defragmenter can join extents that holes separate (xfs_fsr calls such a
+    file already defragmented); ``interleaved`` makes one it can.
+    """
+    fallocate = _fallocate()
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         chunk = b"m" * (1 << 20)
@@ -60,16 +73,39 @@ def fragment(path: str, blocks: int) -> int:
             left -= os.write(fd, chunk[:min(left, len(chunk))])
         os.fsync(fd)
         for index in range(blocks):
-            if libc.fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, (2 * index + 1) * BLOCK, BLOCK) != 0:
-                raise OSError(ctypes.get_errno(), "fallocate punch hole")
-        os.fsync(fd)
-        block = b"f" * BLOCK
-        for index in range(blocks):
-            os.pwrite(fd, block, (2 * index + 1) * BLOCK)
+            fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, (2 * index + 1) * BLOCK, BLOCK)
         os.fsync(fd)
     finally:
         os.close(fd)
     return nextents(path)
+
+
+def interleaved(path: str, blocks: int, other: t.Optional[str] = None) -> t.Tuple[int, ...]:
+    """Files of ``blocks`` blocks, each block its own extent, with no holes: ``path`` and ``other`` are allocated one
+    block at a time in turn (each allocation lands after the other file's last block) and written. Without
+    ``other`` a spacer file takes its place and is deleted afterwards, so every other block of the region is free
+    again. Deterministic (fallocate allocates at once, no delayed allocation), and xfs_fsr can rewrite such a file
+    into a few extents. Returns the extent count of each file made."""
+    fallocate = _fallocate()
+    second = other or path + ".interleave"
+    fds = []
+    try:
+        for name in (path, second):
+            fds.append(os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644))
+        for index in range(blocks):
+            for fd in fds:
+                fallocate(fd, 0, index * BLOCK, BLOCK)
+        chunk = b"f" * (1 << 20)
+        for fd in fds if other else fds[:1]:
+            for offset in range(0, blocks * BLOCK, len(chunk)):
+                os.pwrite(fd, chunk[:min(len(chunk), blocks * BLOCK - offset)], offset)  # unwritten -> written, in place
+            os.fsync(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if other is None and len(fds) == 2:
+            os.unlink(second)
+    return tuple(nextents(name) for name in ([path, other] if other else [path]))
 
 
 _HOLDER = r"""

@@ -27,7 +27,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (
     JournalEntry, LineHit, NotRegularFile, compression_of, confirm_release, journal_available, open_decompressed,
     open_regular, read_journal, read_kmsg, read_up_to, scan_plain_file, scan_stream, skip_bytes)
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import HEAD_BYTES, file_record, resume_offset
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import next_state, HEAD_BYTES, file_record, resume_offset
 
 _TEXT_NEEDLES = tuple(n.decode("ascii") for n in NEEDLES + RELEASE_NEEDLES) + ("\xa0",)
 
@@ -520,8 +520,7 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
     """
     fallback = fallback_release or running_release()
     summary = Summary(since, max_events)
-    new_state = {"version": state.get("version", 1), "files": [], "journal": dict(state.get("journal") or {}),
-                 "kmsg": dict(state.get("kmsg") or {})}
+    new_state = next_state(state)
     report = {}  # type: t.Dict[str, t.Any]
     explicit = sources is not None
     wanted = list(sources) if explicit else list(SOURCES)

@@ -31,7 +31,17 @@ _U64 = 2 ** 64
 
 
 def empty_state() -> t.Dict[str, t.Any]:
+    """The state of a scan that has seen nothing: every source is read from its start (or ``since``)."""
     return {"version": VERSION, "files": [], "journal": {}, "kmsg": {}}
+
+
+def next_state(state: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    """The state a scan starts writing: the journal cursor and ring-buffer position carried over from ``state`` until
+    the scan moves them, and the file records rebuilt from what this scan reads."""
+    new = empty_state()
+    new["journal"] = dict(state.get("journal") or {})
+    new["kmsg"] = dict(state.get("kmsg") or {})
+    return new
 
 
 def _open_state(path: str) -> t.BinaryIO:

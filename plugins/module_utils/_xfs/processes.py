@@ -16,7 +16,7 @@ thread too, with that thread's ``comm`` and the thread group's open files.
 import os
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_bytes, read_text
 
 TASK_COMM_LEN = 16  # the kernel keeps 15 characters of a command name
 _ACCMODE = 0o3      # O_ACCMODE: 1 write-only, 2 read-write
@@ -124,11 +124,15 @@ def match_processes(named: t.Sequence[t.Mapping[str, t.Any]], proc_root: str, li
 def mapped_files(proc_root: str, pid: int, inodes: t.Set[int]) -> t.List[t.Tuple[int, int, bool]]:
     """``(dev, ino, shared writable)`` of the file mappings of ``pid`` whose inode is in ``inodes``."""
     try:
-        text = read_text(proc_root, "%d/maps" % pid)
+        data = read_bytes(proc_root, "%d/maps" % pid)
     except ProcFileError:
         return []
+    # Most processes map none of the files: a byte search for each inode number (" 133 " between the device and
+    # the path) skips them without parsing a line.
+    if not any(b" %d " % ino in data for ino in inodes):
+        return []
     found = []
-    for line in text.splitlines():
+    for line in data.decode("utf-8", "replace").splitlines():
         fields = line.split(None, 5)
         if len(fields) < 5:
             continue

@@ -115,26 +115,33 @@ class _Scan(object):
 
     def _tree(self, parent_fd: int, name: str, path: str, mount: t.Mapping[str, t.Any], info: os.stat_result) -> None:
         try:
-            top = os.open(name, walk._DIR_FLAGS, dir_fd=parent_fd)
+            top = walk.open_dir(parent_fd, name, (info.st_dev, info.st_ino))
         except OSError as exc:
             self.skip(path, exc.strerror or str(exc))
             return
-        if (os.fstat(top).st_dev, os.fstat(top).st_ino) != (info.st_dev, info.st_ino):
-            os.close(top)
-            self.skip(path, "replaced while being examined")
-            return
         candidates, method = self._prefilter(top, info.st_dev)
-        if not self.budget.time_left():
+        top_path = os.path.normpath(path)
+        summary = {"path": top_path, "mount": mount["mount"], "device": mounts_mod.device_text(info.st_dev), "method": method}
+        if not self.budget.time_left() or candidates == {}:
+            # Bulkstat found no file on this file system with enough blocks: there is nothing to walk for.
             os.close(top)
+            summary.update(directories=0, too_small=0, opened=0, errors=0, walked="no" if candidates == {} else "stopped")
+            self.scanned.append(summary)
             return
+        mount_points = {}
+        for item in self.mounts:
+            if item["mount"] != top_path and item["mount"].startswith(top_path.rstrip("/") + "/"):
+                same = mounts_mod.device(item) == info.st_dev
+                mount_points[item["mount"]] = ("a bind mount of this file system (%s)" % item["root"] if same else
+                                               "another file system (%s on %s)" % (item["fstype"], item["mount"]))
         tree = walk.TreeScan(mount["mount"], info.st_dev, os.fstatvfs(top).f_bsize, self.min_extents, self.budget,
-                             self.found, self.record, candidates, self.describe_dev)
-        tree.walk(top, os.path.normpath(path))
+                             self.found, self.record, candidates, self.describe_dev, mount_points)
+        tree.walk(top, top_path)
         for item in tree.skipped:
             self.skip(item["path"], item["reason"])
-        summary = {"path": os.path.normpath(path), "mount": mount["mount"],
-                   "device": mounts_mod.device_text(info.st_dev), "method": method}
         summary.update(tree.counts)
+        # "until all found": every large file bulkstat listed was met before the end of the tree.
+        summary["walked"] = ("stopped" if self.budget.stopped else "until all found" if tree.remaining == set() else "all")
         self.scanned.append(summary)
 
     def _prefilter(self, fd: int, dev: int) -> t.Tuple[t.Optional[t.Dict[int, int]], str]:

@@ -17,6 +17,8 @@ otherwise each regular file costs one ``fstatat``.
 
 import errno
 import heapq
+import itertools
+import operator
 import os
 import stat
 import sys
@@ -32,6 +34,11 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getatt
 _PATH_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # Open directories held at once (one per level of the tree being walked).
 MAX_DEPTH = 200
+# Directory entries handled at once: per-entry tests run in C over a chunk; memory stays bounded in huge directories.
+_CHUNK = 4096
+_IS_DIR = operator.methodcaller("is_dir", follow_symlinks=False)
+_INODE = operator.methodcaller("inode")
+_NAME = operator.attrgetter("name")
 # Python 3.7+ scans a directory from its descriptor; 3.6 through the /proc/self/fd link of it, which
 # names exactly the opened directory (no path is looked up again).
 _SCANDIR_FD = sys.version_info >= (3, 7)
@@ -151,6 +158,17 @@ def open_file(dir_fd: int, name: str, expect: t.Optional[t.Tuple[int, int]] = No
         raise
 
 
+def open_dir(dir_fd: int, name: str, expect: t.Optional[t.Tuple[int, int]] = None) -> int:
+    """Open a directory relative to ``dir_fd`` without following a symlink; refuse a swapped one."""
+    fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    if expect is not None:
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != expect:
+            os.close(fd)
+            raise OSError(errno.ESTALE, "replaced while being examined")
+    return fd
+
+
 def count_extents(dir_fd: int, name: str, expect: t.Optional[t.Tuple[int, int]] = None) -> t.Tuple[int, os.stat_result]:
     """``fsx_nextents`` of one file, and its fstat."""
     fd, info = open_file(dir_fd, name, expect)
@@ -191,7 +209,8 @@ class TreeScan(object):
     def __init__(self, mount: str, dev: int, block_size: int, min_extents: int, budget: Budget, found: Found,
                  record: t.Callable[[str, str, int, os.stat_result], t.Dict[str, t.Any]],
                  candidates: t.Optional[t.Dict[int, int]] = None,
-                 describe_dev: t.Callable[[int], str] = lambda dev: "another file system") -> None:
+                 describe_dev: t.Callable[[int], str] = lambda dev: "another file system",
+                 mount_points: t.Optional[t.Dict[str, str]] = None) -> None:
         self.mount = mount
         self.dev = dev
         self.min_bytes = min_extents * block_size
@@ -200,9 +219,15 @@ class TreeScan(object):
         self.found = found
         self.record = record
         self.candidates = candidates  # inode -> blocks from bulkstat, or None: stat each file
+        # Candidates not met yet: once every one has been, the rest of the tree has nothing to find.
+        self.remaining = set(candidates) if candidates is not None else None
         self.describe_dev = describe_dev
+        # Mount point paths (what is mounted there, in words): a bind mount of this same file system has the same
+        # st_dev, and one of a parent inside its own tree would make the walk go round; its path gives it away.
+        self.mount_points = mount_points or {}
         self.skipped = []  # type: t.List[t.Dict[str, str]]
-        self.counts = {"directories": 0, "regular_files": 0, "too_small": 0, "opened": 0, "errors": 0}
+        # too_small: entries other than directories never opened (small files, and symlinks, devices, sockets).
+        self.counts = {"directories": 0, "too_small": 0, "opened": 0, "errors": 0}
 
     def _skip(self, path: str, reason: str) -> None:
         if len(self.skipped) < 100:
@@ -213,7 +238,7 @@ class TreeScan(object):
         stack = []  # type: t.List[t.Tuple[_Dir, str, str, int]]  (parent, name, path, depth)
         try:
             self._visit(top_fd, top_path.rstrip("/") or "/", 0, stack)
-            while stack and self.budget.stopped is None and self.budget.time_left():
+            while stack and self.budget.stopped is None and self.budget.time_left() and self.remaining != set():
                 parent, name, path, depth = stack.pop()
                 fd = self._open_dir(parent, name, path)
                 if fd >= 0:
@@ -245,6 +270,10 @@ class TreeScan(object):
             stack.append((node, name, prefix + "/" + name, depth + 1))
 
     def _open_dir(self, parent: _Dir, name: str, path: str) -> int:
+        if path in self.mount_points:
+            parent.release()
+            self._skip(path, "mount point of %s; not crossed" % self.mount_points[path])
+            return -1
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent.fd)
         except OSError as exc:
@@ -262,53 +291,49 @@ class TreeScan(object):
         return fd
 
     def _read_dir(self, fd: int, path: str) -> t.Tuple[t.List[str], t.List[t.Tuple[str, int]]]:
-        """Subdirectory names and (name, inode) of the files large enough to open; counts the rest."""
-        subdirs = []
-        big = []
+        """Subdirectory names and (name, inode) of the files large enough to open; counts the rest.
+
+        Entries are taken in chunks and tested with map/compress, so the per-entry work runs in C: with bulkstat
+        candidates an entry that is not one costs a d_type test and a set lookup, no system call.
+        """
+        subdirs = []  # type: t.List[str]
+        big = []  # type: t.List[t.Tuple[str, int]]
         candidates = self.candidates
         min_bytes = self.min_bytes
         budget = self.budget
-        entries = budget.entries
-        limit = budget.max_files or float("inf")
-        # The clock is read every 4096 entries (huge directories), the entry limit at every entry.
-        check_at = min(entries + 4096, limit)
-        regular = 0
+        others = 0
         self.counts["directories"] += 1
         try:
             with _scandir(fd) as listing:
-                for entry in listing:
-                    if entries >= check_at:
-                        budget.entries = entries
-                        check_at = min(entries + 4096, limit)
-                        if entries >= limit:
+                while True:
+                    chunk = list(itertools.islice(listing, _CHUNK))
+                    if not chunk:
+                        break
+                    if budget.max_files:
+                        room = budget.max_files - budget.entries
+                        if len(chunk) > room:
+                            chunk = chunk[:max(0, room)]
                             budget.stopped = budget.stopped or "max_files"
-                            break
-                        if not budget.time_left():
-                            break
-                    entries += 1
+                    budget.entries += len(chunk)
+                    dirs = list(map(_IS_DIR, chunk))
+                    subdirs.extend(map(_NAME, itertools.compress(chunk, dirs)))
+                    rest = list(itertools.compress(chunk, map(operator.not_, dirs)))
+                    others += len(rest)
                     if candidates is not None:
-                        ino = entry.inode()
-                        if ino in candidates:
-                            if entry.is_file(follow_symlinks=False):
-                                regular += 1
-                                big.append((entry.name, ino))
-                            continue
-                        if entry.is_dir(follow_symlinks=False):
-                            subdirs.append(entry.name)
-                        elif entry.is_file(follow_symlinks=False):
-                            regular += 1
-                    elif entry.is_dir(follow_symlinks=False):
-                        subdirs.append(entry.name)
-                    elif entry.is_file(follow_symlinks=False):
-                        regular += 1
-                        if entry.stat(follow_symlinks=False).st_blocks * 512 >= min_bytes:
-                            big.append((entry.name, entry.inode()))
+                        if not candidates.keys().isdisjoint(map(_INODE, rest)):
+                            met = [entry for entry in rest if entry.inode() in candidates]
+                            self.remaining.difference_update(entry.inode() for entry in met)
+                            big.extend((entry.name, entry.inode()) for entry in met if entry.is_file(follow_symlinks=False))
+                    else:
+                        for entry in rest:
+                            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_blocks * 512 >= min_bytes:
+                                big.append((entry.name, entry.inode()))
+                    if budget.stopped or not budget.time_left():
+                        break
         except OSError as exc:
             self.counts["errors"] += 1
             self._skip(path, "cannot read directory: %s" % (exc.strerror or exc))
-        budget.entries = entries
-        self.counts["regular_files"] += regular
-        self.counts["too_small"] += regular - len(big)
+        self.counts["too_small"] += others - len(big)
         return subdirs, big
 
     def _count(self, fd: int, path: str, name: str, ino: int) -> None:

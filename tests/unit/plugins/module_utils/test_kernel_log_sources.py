@@ -559,3 +559,13 @@ def test_lines_longer_than_the_line_limit_at_chunk_ends(monkeypatch, tmp_path, c
     assert xfs_count(result) == 40
     assert run.files[str(path)]["end"] == path.stat().st_size
     assert any("not kernel output" in w for w in run.warnings)
+
+
+def test_one_scan_state_type():
+    from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import VERSION, empty_state, next_state
+    old = {"version": VERSION, "files": [{"path": "/var/log/messages"}], "journal": {"cursor": "c"}, "kmsg": {"seq": 7}}
+    new = next_state(old)
+    assert new == {"version": VERSION, "files": [], "journal": {"cursor": "c"}, "kmsg": {"seq": 7}}
+    new["journal"]["cursor"] = "d"
+    assert old["journal"]["cursor"] == "c"  # the old state is not changed by the scan writing the new one
+    assert next_state(empty_state()) == empty_state()

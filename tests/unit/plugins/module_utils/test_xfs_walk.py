@@ -155,3 +155,17 @@ def test_open_file_refuses_fifo_and_swapped_files(tmp_path):
             walk.open_file(fd, "f", (info.st_dev, info.st_ino + 1))
     finally:
         os.close(fd)
+
+
+def test_mount_points_by_path_are_not_entered(tmp_path, fake_extents):
+    # A bind mount of the same file system has the same st_dev: only its path in the mount table gives it away.
+    (tmp_path / "loop").mkdir()
+    _file(tmp_path / "loop" / "f", 64)
+    found = walk.Found(10)
+    info = os.stat(str(tmp_path))
+    tree = walk.TreeScan(str(tmp_path), info.st_dev, 4096, 4, walk.Budget(10 ** 6, 60), found,
+                         lambda path, mount, extents, stat: {"path": path}, None, lambda dev: "x",
+                         {str(tmp_path / "loop"): "a bind mount of this file system (/)"})
+    tree.walk(os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY), str(tmp_path))
+    assert found.total == 0 and fake_extents == []
+    assert tree.skipped == [{"path": str(tmp_path / "loop"), "reason": "mount point of a bind mount of this file system (/); not crossed"}]
