@@ -192,9 +192,9 @@ def main():
               "(open_by: every /proc/PID/fd and maps, %d processes here) adds %.3fs wall"
               % (imported["import_seconds"], len([n for n in os.listdir("/proc") if n.isdigit()]),
                  best_own["open_by"] - best_own["auto"]))
+        peaks = (rss["auto"] / 1024.0, rss["stat"] / 1024.0, rss["mount"] / 1024.0, import_rss / 1024.0)
         print("peak RSS: scan with bulkstat %.1f MiB, with fstatat %.1f MiB, whole mount %.1f MiB; "
-              "a process that only imports the scan %.1f MiB" % (rss["auto"] / 1024.0, rss["stat"] / 1024.0,
-                                                                  rss["mount"] / 1024.0, import_rss / 1024.0))
+              "a process that only imports the scan %.1f MiB" % peaks)
         ratio = best_wall["auto"] / best_wall["find"]
         print("target within 3x of find (whole scan process with bulkstat, full walk, wall): %.2fx, %s"
               % (ratio, "met" if ratio <= 3 else "NOT met"))
