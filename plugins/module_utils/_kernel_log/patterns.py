@@ -73,8 +73,12 @@ _HUNG_TEXT = re.compile(r"blocked for more than [0-9]+ seconds")
 # plain spaces and their events are marked as not byte-exact kernel output.
 NBSP_NEEDLE = b"\xc2\xa0"
 
-# Lines naming the kernel release that wrote a log (see release_of).
-RELEASE_NEEDLES = (b"Linux version ", b"ainted")
+# Lines naming the kernel release that wrote a log (see release_of): the boot line, searched over the whole log
+# (its first two bytes are rare), and the taint line of a stack dump ("Not tainted" / "Tainted:"), searched only in
+# the chunks that hold an event (the dump follows the event it explains).
+BOOT_NEEDLE = b"Linux version "
+TAINT_NEEDLE = b"ainted"
+RELEASE_NEEDLES = (BOOT_NEEDLE, TAINT_NEEDLE)
 
 # Longest line worth decoding. A kernel record is at most 1024 bytes (PRINTKRB_RECORD_MAX; LOG_LINE_MAX
 # before 5.10) and rsyslog's default message limit is 8 KiB; with a syslog prefix, dmesg stamps and mail

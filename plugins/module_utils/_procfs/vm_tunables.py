@@ -15,6 +15,7 @@ import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.runtime import read_sysctl
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_signed
 
 # The tunables that decide watermarks, compaction and reclaim behaviour (kernel-formats.md section 9).
 FRAGMENTATION_TUNABLES = (
@@ -35,10 +36,14 @@ _INT = re.compile(r"^-?\d+$")
 
 
 def parse_tunable(text: str) -> t.Union[int, str]:
-    """One value: an int when the file holds a single integer, else the text with runs of blanks as one space."""
+    """One value: an int when the file holds a single integer of at most 64 bits, else the text with
+    runs of blanks as one space (as the kernel would never print it, it is shown, not computed with)."""
     value = " ".join(text.split())
     if _INT.match(value):
-        return int(value)
+        try:
+            return parse_signed(value, "value")
+        except NumberError:
+            return value
     return value
 
 
