@@ -17,11 +17,22 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from collection_tree import CALLBACK_PLUGINS, CORPUS_SKIP_REASON, collections_root, corpus_dir as _corpus_dir, REPO_ROOT  # noqa: E402
+import process_tree  # noqa: E402
 
 FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
 # The Python the modules run on ("the target"): MEMFRAG_TARGET_PYTHON, else the tests' own. scripts/test's e2e-2.16
 # stage sets it to Python 3.6, the oldest target the collection supports.
 TARGET_PYTHON = os.environ.get("MEMFRAG_TARGET_PYTHON") or sys.executable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_survives_the_session():
+    """Set up first, torn down last: no process the e2e tests started (ansible, helpers, ssh) outlives them."""
+    process_tree.become_subreaper()
+    yield
+    left = process_tree.check_nothing_survives("the e2e tests")
+    if left:
+        pytest.fail(left, pytrace=False)
 
 
 class PlaybookRun(object):
