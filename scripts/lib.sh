@@ -7,7 +7,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MEMFRAG_VENV:-$REPO/.venv}"
 # The oldest ansible-core the collection supports (2.16) gets its own environment beside the main one, made
 # from requirements-2.16.txt; scripts/test runs the unit and end-to-end tests in it once more.
-VENV_216="${MEMFRAG_VENV_216:-$VENV-2.16}"
+export VENV_216="${MEMFRAG_VENV_216:-$VENV-2.16}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
