@@ -3,7 +3,6 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 
-
 class ModuleDocFragment(object):
     # Attributes of the facts modules (buddyinfo_facts, meminfo_facts, memory_facts): they only read
     # files under proc_root and set facts.

@@ -3,7 +3,6 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 
-
 class ModuleDocFragment(object):
     # The root every reading module takes, so the same code analyses a live host, an extracted
     # sosreport or a test tree.

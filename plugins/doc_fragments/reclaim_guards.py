@@ -3,7 +3,6 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 
-
 class ModuleDocFragment(object):
     # Guard options shared by memfrag.linux.compact_memory and memfrag.linux.drop_caches.
     DOCUMENTATION = r"""

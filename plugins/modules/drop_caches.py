@@ -151,7 +151,7 @@ after:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import page_size_of_host
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.measure import MIB
+from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import GUARD_ARGUMENT_SPEC, Request, run
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.triggers import DROP_LEVELS, TriggerError, drop_caches_path
 

@@ -40,12 +40,13 @@ options:
     default: 10
   gather_subset:
     description:
-      - Which optional sources to read. C(/proc/meminfo) is always read.
-      - V(slabinfo) lists slab caches; V(processes) sums the RSS of every process.
-      - V(all) reads everything.
+      - Which optional sources to read, in the grammar of M(ansible.builtin.setup)'s O(ansible.builtin.setup#module:gather_subset)
+        (the one O(memfrag.linux.buddyinfo_facts#module:gather_subset) uses too).
+      - V(slabinfo) lists slab caches; V(processes) sums the RSS of every process; V(meminfo) is always read and
+        cannot be excluded.
+      - V(all) reads everything; V(!name) leaves a source out (a list of exclusions only starts from V(all)).
     type: list
     elements: str
-    choices: [all, meminfo, slabinfo, processes]
     default: [all]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -267,7 +268,7 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.accounting import GATHER_SUBSETS, gather
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_of_host, page_size_problem
 
 
@@ -277,7 +278,7 @@ def main() -> None:
             proc_root=dict(type="path", default="/proc"),
             page_size=dict(type="int"),
             top_slab_caches=dict(type="int", default=10),
-            gather_subset=dict(type="list", elements="str", default=["all"], choices=["all"] + list(GATHER_SUBSETS)),
+            gather_subset=dict(type="list", elements="str", default=["all"]),
         ),
         supports_check_mode=True,
     )
@@ -288,10 +289,9 @@ def main() -> None:
         module.fail_json(msg=problem)
     if page_size is None:
         page_size = page_size_of_host()
-    subsets = GATHER_SUBSETS if "all" in params["gather_subset"] else params["gather_subset"]
 
     try:
-        facts, warnings = gather(params["proc_root"], page_size, params["top_slab_caches"], subsets)
+        facts, warnings = gather(params["proc_root"], page_size, params["top_slab_caches"], params["gather_subset"])
     except ProcFileError as exc:
         module.fail_json(msg="cannot account memory: %s" % exc, path=exc.path, line=exc.line_number)
     except ValueError as exc:

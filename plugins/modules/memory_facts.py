@@ -111,10 +111,9 @@ options:
     default: [all]
   meminfo_subset:
     description:
-      - The O(memfrag.linux.meminfo_facts#module:gather_subset) of the meminfo part.
+      - The O(memfrag.linux.meminfo_facts#module:gather_subset) of the meminfo part (V(all), names, V(!name)).
     type: list
     elements: str
-    choices: [all, meminfo, slabinfo, processes]
     default: [all]
   top_slab_caches:
     description: How many of the largest slab caches to list.
@@ -210,8 +209,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo import gather as gather_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import THRESHOLD_OPTIONS, check_thresholds, host_findings, verdict
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.accounting import GATHER_SUBSETS
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.accounting import gather as gather_meminfo
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
 
 
@@ -221,7 +219,7 @@ def main():
             proc_root=dict(type="path", default="/proc"),
             page_size=dict(type="int"),
             buddyinfo_subset=dict(type="list", elements="str", default=["all"]),
-            meminfo_subset=dict(type="list", elements="str", default=["all"], choices=["all"] + list(GATHER_SUBSETS)),
+            meminfo_subset=dict(type="list", elements="str", default=["all"]),
             top_slab_caches=dict(type="int", default=10),
             judge=dict(type="bool", default=False),
             thresholds=dict(type="dict", default={}, options=THRESHOLD_OPTIONS),
@@ -240,11 +238,10 @@ def main():
         check_thresholds(params["thresholds"])
     except ValueError as exc:
         module.fail_json(msg="thresholds: %s" % exc)
-    meminfo_subsets = GATHER_SUBSETS if "all" in params["meminfo_subset"] else params["meminfo_subset"]
     try:
         buddyinfo, warnings = gather_buddyinfo(params["proc_root"], page_size, params["buddyinfo_subset"])
         meminfo, meminfo_warnings = gather_meminfo(params["proc_root"], buddyinfo["page_size"],
-                                                   params["top_slab_caches"], meminfo_subsets)
+                                                   params["top_slab_caches"], params["meminfo_subset"])
     except ProcFileError as exc:
         module.fail_json(msg=str(exc), path=exc.path, line=exc.line_number)
     except ValueError as exc:

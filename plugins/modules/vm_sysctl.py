@@ -22,11 +22,19 @@ description:
   - "Models what systemd-sysctl and C(sysctl --system) apply at boot: C(*.conf) files from
     C(/etc/sysctl.d), C(/run/sysctl.d), C(/usr/local/lib/sysctl.d), C(/usr/lib/sysctl.d) and
     C(/lib/sysctl.d) (a name in a higher directory shadows the same name in lower ones; a link to
-    C(/dev/null) or an empty file masks it), applied in lexical order of the file names whatever
-    their directory, later assignments winning, globs never beating an explicit key; procps then
-    applies C(/etc/sysctl.conf) last. The result reports, per key, the file and value that win
-    under each applier. If any other file would win a managed key at boot, the module fails before
-    writing anything, naming that file, line and value (or only warns with O(on_override=warn))."
+    C(/dev/null), an empty file, a dangling link or a directory of that name masks it), applied in
+    byte order of the file names whatever their directory, later assignments winning, globs never
+    beating an explicit key. Where the two differ the result says so per applier: procps also reads
+    hidden files, glob-expands file names and applies C(/etc/sysctl.conf) last; a later C(-key) line
+    makes systemd-sysctl drop the key entirely; key spellings (C(vm//x), a trailing C(.)) and line
+    ends (a lone carriage return, NUL) are read differently. The model is proven against the real
+    programs (systemd 252, procps-ng 4.0.2) by the collection's test suite."
+  - "Symlinks under O(config_root) are followed as the booted image would, with O(config_root) as
+    C(/) (an absolute link such as C(99-sysctl.conf -> /etc/sysctl.conf) stays inside it)."
+  - "If any other file would win a managed key at boot under either applier, or a later C(-key) line
+    excludes it, the module fails before writing anything, naming that file, line and value (or
+    only warns with O(on_override=warn)). An exclusion line of a managed key inside the drop-in
+    itself is removed, with a warning."
   - "Order of effects: validation and the precedence check, then the runtime writes, then the file.
     If the kernel rejects a value, or keeps a different one (a clamp, or a kernel that silently
     ignores out-of-range writes), the values already written in this run are restored and the file
@@ -98,7 +106,8 @@ options:
   on_override:
     description:
       - What to do when another sysctl file would set a managed key to a different value at boot
-        (it sorts later, lives in C(/etc/sysctl.conf), or shadows or masks the drop-in).
+        (it sorts later, lives in C(/etc/sysctl.conf), or shadows or masks the drop-in), or a later
+        C(-key) line makes systemd-sysctl skip the key.
       - C(fail) stops before anything is written; C(warn) proceeds and returns warnings.
       - A later file that sets the same value gives a warning either way.
     type: str
@@ -202,8 +211,10 @@ precedence:
   description:
     - Per managed key, which file wins at boot once this run is done. Top level is systemd-sysctl;
       C(procps) is C(sysctl --system), which also applies C(/etc/sysctl.conf) last.
-    - C(file) is null when no file sets the key. C(assignments) lists every assignment of the key
-      in application order.
+    - C(file) is null when no file sets the key; C(line) counts newline-separated lines. C(value) is
+      the text the applier writes. C(excluded_by) (systemd-sysctl only) names the C(-key) line that
+      keeps it from writing the key at all, else null. C(assignments) lists every line naming the
+      key (explicitly or by glob) in the order that applier reads them.
   returned: always
   type: dict
   sample:
@@ -212,15 +223,22 @@ precedence:
       line: 4
       value: "262144"
       glob: false
-      procps: {file: /etc/sysctl.d/60-memfrag.conf, line: 4, value: "262144", glob: false}
+      excluded_by: null
       assignments:
         - {file: /etc/sysctl.d/60-memfrag.conf, line: 4, value: "262144", glob: false}
+      procps:
+        file: /etc/sysctl.d/60-memfrag.conf
+        line: 4
+        value: "262144"
+        glob: false
+        assignments:
+          - {file: /etc/sysctl.d/60-memfrag.conf, line: 4, value: "262144", glob: false}
 boot:
   description: With O(state=absent), what each removed key gets at the next boot (same shape as RV(precedence)).
   returned: when state is absent
   type: dict
 overrides:
-  description: Messages naming each file that wins a managed key at boot with a different value.
+  description: Messages naming each file that wins a managed key at boot with a different value, and each later C(-key) line that makes systemd-sysctl skip one.
   returned: always
   type: list
   elements: str
@@ -243,12 +261,15 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release, read_release
+from ansible_collections.memfrag.linux.plugins.module_utils._units import KIB
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import is_managed, plan_dropin
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import (
     SYSCTL_DIRS, analyse, collect, overrides, shadow_of, values_equal)
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import (
-    SYSCTL_READ_LIMIT, TRIGGERS, mem_total_kb, normalize_key, parse_kernel_release, read_runtime, runtime_has, validate,
+    TRIGGERS, normalize_key, read_runtime, runtime_has, validate,
     write_runtime)
 
 FILE_MODE = 0o644
@@ -355,22 +376,20 @@ def main():
             break
     directory, dest = _dropin_location(module, config_root, file_path)
 
-    try:
-        release = read_text(proc_root, "sys/kernel/osrelease", SYSCTL_READ_LIMIT).strip()
-    except ProcFileError as exc:
-        release = None
-        module.warn("kernel version unknown (%s); using the ranges of current kernels" % exc)
-    kernel = parse_kernel_release(release or "")
+    release = read_release(proc_root)
+    if release is None:
+        module.warn("kernel version unknown (no readable %s/sys/kernel/osrelease); using the ranges of current kernels"
+                    % proc_root)
+    kernel = parse_release(release)
 
     result = dict(changed=False, file=dest, file_changed=False, runtime_changed=False, settings={}, persisted={},
                   runtime={}, precedence={}, overrides=[], skipped_keys=[], kernel=release)
 
     if state == "present":
-        meminfo = None
-        try:
-            meminfo = mem_total_kb(read_text(proc_root, "meminfo"))
-        except ProcFileError as exc:
-            module.warn("MemTotal unknown: %s" % exc)
+        mem_total, why = mem_total_bytes(proc_root)
+        meminfo = None if mem_total is None else mem_total // KIB
+        if why:
+            module.warn("MemTotal unknown: %s" % why)
         checked = validate(p["settings"], kernel, meminfo, lambda key: runtime_has(proc_root, key))
         refusals = list(checked.refused)
         if not p["force"]:

@@ -18,11 +18,14 @@ import html
 import math
 import re
 import typing as t
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import SEVERITY_RANK
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
+from ansible_collections.memfrag.linux.plugins.module_utils._units import format_bytes
 
 # Sort order of the report rows: the worst first, a host that could not be judged before healthy ones.
-SEVERITY_RANK = {"critical": 0, "warning": 1, "no_data": 2, "ok": 3}
+# Report rows worst first: a host without data sorts between warning and ok (with "info").
+REPORT_SEVERITIES = ("critical", "warning", "no_data", "ok")
 SEVERITY_VALUE = {"ok": 0, "warning": 1, "critical": 2}  # memfrag_verdict_severity in Prometheus
-LOG_KINDS = ("xfs_alloc_deadlock", "page_alloc_failure", "page_alloc_stall", "hung_task", "oom_kill")
 
 
 def _norm_tunable(name: str) -> str:
@@ -146,8 +149,8 @@ def fleet_report(hostvars: t.Mapping[str, t.Any], hosts: t.Iterable[str], order:
             # The baseline this host was tuned to (sysctl_tuning role), or one the inventory states.
             host_baseline = vars_.get("memfrag_baseline") or vars_.get("sysctl_tuning_baseline")
         rows.append(shape_host(name, vars_ if hasattr(vars_, "get") else {}, order, host_baseline))
-    rows.sort(key=lambda r: (SEVERITY_RANK[r["severity"]], r["host"]))
-    counts = dict((s, 0) for s in SEVERITY_RANK)
+    rows.sort(key=lambda r: (-SEVERITY_RANK.get(r["severity"], SEVERITY_RANK["info"]), r["host"]))
+    counts = dict((s, 0) for s in REPORT_SEVERITIES)
     for row in rows:
         counts[row["severity"]] += 1
     return {"generated": generated, "order": order, "hosts": rows, "counts": counts}
@@ -256,7 +259,7 @@ def prometheus_text(row: t.Dict[str, t.Any], generated_ts: t.Optional[float] = N
         fam.add("memfrag_watermark_ok", "gauge", "1 when the zone is above its watermark for the order that matters.",
                 ol, zone["watermark_ok"])
     if row["log_counts"] is not None:
-        for kind in sorted(set(LOG_KINDS) | set(row["log_counts"])):
+        for kind in sorted(set(KINDS) | set(row["log_counts"])):
             fam.add("memfrag_kernel_log_events", "gauge",
                     "Kernel log events in the scan window (allocation deadlocks, failures, stalls, hung tasks, OOM kills).",
                     {"kind": kind}, row["log_counts"].get(kind, 0))
@@ -328,15 +331,8 @@ _BAR_LOW = "#c0392b"   # orders below the one that matters: free, but unusable f
 _BAR_HIGH = "#2e86c1"  # orders at or above it
 
 
-def _human(nbytes: t.Optional[float]) -> str:
-    if nbytes is None:
-        return "-"
-    value = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
-        value /= 1024.0
-    return str(nbytes)
+def _human_bytes(nbytes: t.Optional[float]) -> str:
+    return format_bytes(nbytes, none="-")
 
 
 def zone_chart(zone: t.Dict[str, t.Any], order: int) -> str:
@@ -356,7 +352,7 @@ def zone_chart(zone: t.Dict[str, t.Any], order: int) -> str:
         x = o * (bar_w + gap)
         parts.append('<rect class="bar" x="%d" y="%d" width="%d" height="%d" fill="%s"><title>order %d: %d blocks, %s</title></rect>'
                      % (x, height - h, bar_w, h, _BAR_HIGH if o >= order else _BAR_LOW, o, zone["free_blocks"][o],
-                        html.escape(_human(nbytes))))
+                        html.escape(_human_bytes(nbytes))))
         if o % 2 == 0 or n <= 11:
             parts.append('<text x="%d" y="%d" font-size="8" text-anchor="middle" fill="#555">%d</text>'
                          % (x + bar_w // 2, height + label_h - 2, o))
@@ -384,7 +380,7 @@ def _host_row(row: t.Dict[str, t.Any]) -> str:
         zones.append('<div class="zone" data-node="%d" data-zone="%s">%s<div class="cap">node %d %s: %s free; '
                      'fragmentation index @%d: %s; unusable: %s; largest order %s%s</div></div>'
                      % (zone["node"], e(zone["zone"]), zone_chart(zone, row["order"]), zone["node"], e(zone["zone"]),
-                        e(_human(zone["free_bytes"])), row["order"], e(_fmt_index(zone["fragmentation_index"])),
+                        e(_human_bytes(zone["free_bytes"])), row["order"], e(_fmt_index(zone["fragmentation_index"])),
                         "-" if zone["unusable_index"] is None else "%.0f%%" % (100 * zone["unusable_index"]),
                         e(str(zone["largest_free_order"])),
                         "" if zone["watermark_ok"] in (None, True) else '; <span class="off">below watermark</span>'))
@@ -393,7 +389,7 @@ def _host_row(row: t.Dict[str, t.Any]) -> str:
         logs = '<span class="muted">not scanned</span>'
     else:
         items = []
-        for kind in sorted(set(LOG_KINDS) | set(row["log_counts"])):
+        for kind in sorted(set(KINDS) | set(row["log_counts"])):
             count = row["log_counts"].get(kind, 0)
             seen = row["log_last_seen"].get(kind)
             items.append('<tr class="log%s"><th>%s</th><td>%d</td><td class="muted">%s</td></tr>'
@@ -420,8 +416,8 @@ def _host_row(row: t.Dict[str, t.Any]) -> str:
         if isinstance(reclaim.get("before_high_order_bytes"), (int, float)) and \
                 isinstance(reclaim.get("after_high_order_bytes"), (int, float)):
             gain = "<br>order &ge; %s free: %s &rarr; %s" % (
-                e(str(reclaim.get("order", ""))), e(_human(reclaim["before_high_order_bytes"])),
-                e(_human(reclaim["after_high_order_bytes"])))
+                e(str(reclaim.get("order", ""))), e(_human_bytes(reclaim["before_high_order_bytes"])),
+                e(_human_bytes(reclaim["after_high_order_bytes"])))
         rec = '%s, target %s%s%s<ul class="find">%s</ul>%s' % (
             "needed" if reclaim.get("needed") else "not needed",
             "met" if reclaim.get("target_met") else '<span class="off">not met</span>',

@@ -15,9 +15,13 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from collection_tree import CALLBACK_PLUGINS, CORPUS_SKIP_REASON, collections_root, corpus_dir as _corpus_dir, REPO_ROOT  # noqa: E402
-import process_tree  # noqa: E402
+from collection_tree import CALLBACK_PLUGINS, CORPUS_SKIP_REASON, collections_root, corpus_dir as _corpus_dir, REPO_ROOT
+import process_tree
+
+# The one place the e2e suite makes the collection importable, for the few tests that also call its Python
+# directly (a checkout need not sit in an ansible_collections/ tree); every other import comes from pytest.ini.
+if collections_root() not in sys.path:
+    sys.path.append(collections_root())
 
 FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
 # The Python the modules run on ("the target"): MEMFRAG_TARGET_PYTHON, else the tests' own. scripts/test's e2e-2.16

@@ -7,12 +7,10 @@ import fcntl
 import os
 import shutil
 import stat
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers"))
-from reclaim_tree import Immutable, audit, guard_args, make_tree, one_task  # noqa: E402
+from helpers.reclaim_tree import Immutable, audit, guard_args, make_tree, one_task
 
 
 @pytest.fixture

@@ -76,9 +76,9 @@ def test_fixture_host_where_slab_explains_used_memory(run_playbook, fixtures_dir
     assert acc["used_bytes"] == 15308800 * KIB
     assert acc["slab_reclaimable_bytes"] == 13631488 * KIB
     assert acc["unexplained_bytes"] == 509952 * KIB
-    assert acc["explanation"].startswith("14.60 GiB of 16.00 GiB is used")
-    assert "reclaimable slab 13.00 GiB" in acc["explanation"]
-    assert "process RSS adds up to only 55.0 MiB" in acc["explanation"]
+    assert acc["explanation"].startswith("14.60 GiB of 16 GiB is used")
+    assert "reclaimable slab 13 GiB" in acc["explanation"]
+    assert "process RSS adds up to only 55 MiB" in acc["explanation"]
 
 
 def test_fixture_old_kernel_warns_for_missing_optional_files(run_playbook, fixtures_dir):

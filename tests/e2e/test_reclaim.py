@@ -21,14 +21,12 @@ drop_caches 1), which change no tunable.
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers"))
-from collection_tree import REPO_ROOT  # noqa: E402
-from fragmenter import Fragmenter  # noqa: E402
-import livemem  # noqa: E402
+from collection_tree import REPO_ROOT
+from helpers.fragmenter import Fragmenter
+from helpers import livemem
 
 PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "reclaim.yml")
 PREFIX = "memfrag.linux.reclaim : "

@@ -8,9 +8,8 @@ from __future__ import annotations
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers"))
-from collection_tree import REPO_ROOT  # noqa: E402
-from reclaim_tree import audit, make_tree  # noqa: E402
+from collection_tree import REPO_ROOT
+from helpers.reclaim_tree import audit, make_tree
 
 PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "reclaim.yml")
 PREFIX = "memfrag.linux.reclaim : "

@@ -4,7 +4,8 @@
 
 The drop-in always goes into a config_root tree under tmp_path; the real /etc/sysctl.d is never
 touched. Boot-time application is proven by running the real ``sysctl --system`` and
-``systemd-sysctl`` in a private mount namespace where the sysctl directories are the tree's.
+``systemd-sysctl`` in a private mount namespace where the sysctl directories are the tree's; the
+precedence model itself is proven tree by tree in test_sysctl_oracle.py (chroot, fake /proc).
 Every tunable a test may change is restored in the fixture teardown, even when the test fails.
 """
 
@@ -14,19 +15,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
-
-_TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _TESTS)
-from collection_tree import collections_root  # noqa: E402
-
-sys.path.insert(0, collections_root())
-sys.path.insert(0, os.path.join(_TESTS, "unit", "plugins", "module_utils"))
-from test_sysctl_precedence import CASES as PRECEDENCE_CASES, build_tree  # noqa: E402
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import collect  # noqa: E402
 
 VM = "/proc/sys/vm"
 TOUCHED = ("min_free_kbytes", "vfs_cache_pressure", "watermark_scale_factor", "page-cluster", "swappiness",
@@ -319,34 +310,6 @@ def test_persistence_through_sysctl_system_and_systemd_sysctl(run_playbook, tree
         assert proc.returncode == 0, (argv, proc.stdout, proc.stderr)
         assert _read("min_free_kbytes") == str(base + 1024), (argv, proc.stdout)
         assert _read("vfs_cache_pressure") == str(pressure), (argv, proc.stdout)
-
-
-@needs_namespace
-@pytest.mark.parametrize("case", PRECEDENCE_CASES, ids=[c["name"] for c in PRECEDENCE_CASES])
-def test_model_matches_real_appliers(tmp_path, case):
-    """Each unit precedence case, replayed through the real tools (dry run: nothing is written)."""
-    root = build_tree(tmp_path / "root", case)
-    proc = _in_namespace(root, ["sysctl", "--system", "--dry-run"])
-    assert proc.returncode == 0, proc.stderr
-    last = {}
-    for line in proc.stdout.splitlines():
-        if " = " in line and not line.startswith("*"):
-            key, value = line.split(" = ", 1)
-            last[key.strip()] = value.strip()
-    for key, (_sd_file, _sd_value, _pp_file, pp_value) in case["expect"].items():
-        assert last.get(key) == pp_value, (key, proc.stdout)
-
-    systemd = _systemd_sysctl()
-    if systemd is None:
-        return
-    boot = collect(root)
-    proc = _in_namespace(root, [systemd, "--cat-config", "--no-pager"])
-    assert proc.returncode == 0, proc.stderr
-    listed = [line[2:].strip() for line in proc.stdout.splitlines() if line.startswith("# /")]
-    # --cat-config also prints the header of a masked (empty) file; the model lists them as masked.
-    listed = [p for p in listed if p not in boot.masked]
-    modelled = [c.path for c in boot.order["systemd"] if not c.masked]
-    assert listed == modelled, proc.stdout
 
 
 # ---- the sysctl_tuning role and tune.yml ------------------------------------------------------

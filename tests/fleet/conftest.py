@@ -27,11 +27,9 @@ import pytest
 import yaml
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, TESTS)
-sys.path.insert(0, os.path.join(TESTS, "lab"))
-from collection_tree import CALLBACK_PLUGINS, collections_root, REPO_ROOT  # noqa: E402
-import lab  # noqa: E402
-import process_tree  # noqa: E402
+from collection_tree import CALLBACK_PLUGINS, collections_root, REPO_ROOT
+from lab import lab
+import process_tree
 
 PLAYBOOKS = os.path.join(REPO_ROOT, "playbooks")
 OUTPUT = os.path.join(REPO_ROOT, "tests", "output")

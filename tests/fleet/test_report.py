@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-import lab
+from lab import lab
 from conftest import new_fleet, playbook_runner
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

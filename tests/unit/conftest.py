@@ -5,15 +5,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from collection_tree import CORPUS_SKIP_REASON, collections_root, corpus_dir as _corpus_dir, REPO_ROOT  # noqa: E402
-
-if collections_root() not in sys.path:
-    sys.path.insert(0, collections_root())
+from ansible_collections.memfrag.linux.tests.collection_tree import CORPUS_SKIP_REASON, corpus_dir as _corpus_dir, REPO_ROOT
 
 FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
 

@@ -17,7 +17,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm import fragmenta
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.pagetypeinfo import PAGETYPEINFO_CAP, free_pages_of_types, parse_pagetypeinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_of_host, read_text
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, SYSCTL_READ_LIMIT, read_vm_tunables
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, read_vm_tunables
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import fragmentation_counters, parse_vmstat
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import (
     ERA_LEGACY,
@@ -30,6 +30,9 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import
     watermark_verdicts,
 )
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo, zone_indexes
+from ansible_collections.memfrag.linux.plugins.module_utils._facts.subsets import resolve_subsets as resolve
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import read_release
 
 OPTIONAL_SUBSETS = ("pagetypeinfo", "zoneinfo", "vmstat", "sysctl")
 ALL_SUBSETS = ("buddyinfo",) + OPTIONAL_SUBSETS
@@ -40,30 +43,8 @@ _COMMON_PAGE_SIZES = (4096, 8192, 16384, 65536)
 
 
 def resolve_subsets(requested: t.Iterable[str]) -> t.List[str]:
-    """Expand ``gather_subset`` (``all``, names, ``!name``) into the optional files to read.
-
-    Raises ValueError for an unknown name or an attempt to exclude buddyinfo.
-    """
-    include = set()  # type: t.Set[str]
-    exclude = set()  # type: t.Set[str]
-    for item in requested:
-        name = item.strip()
-        negate = name.startswith("!")
-        if negate:
-            name = name[1:]
-        if name == "all":
-            (exclude if negate else include).update(OPTIONAL_SUBSETS)
-            continue
-        if name not in ALL_SUBSETS:
-            raise ValueError("unknown gather_subset %r; choose from all, %s (or !name)" % (item, ", ".join(ALL_SUBSETS)))
-        if name == "buddyinfo":
-            if negate:
-                raise ValueError("buddyinfo is always gathered; it cannot be excluded")
-            continue
-        (exclude if negate else include).add(name)
-    if not include and exclude:
-        include.update(OPTIONAL_SUBSETS)  # only exclusions given: start from everything
-    return [name for name in OPTIONAL_SUBSETS if name in include and name not in exclude]
+    """Expand ``gather_subset`` into the optional files to read (see _facts/subsets.py)."""
+    return resolve(requested, "buddyinfo", OPTIONAL_SUBSETS)
 
 
 def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], warnings: t.List[str]):
@@ -85,13 +66,6 @@ def _read_optional(proc_root: str, name: str, parse, sources: t.Dict[str, str], 
     return result
 
 
-def _kernel_release(proc_root: str) -> t.Optional[str]:
-    try:
-        return read_text(proc_root, "sys/kernel/osrelease", limit=SYSCTL_READ_LIMIT).strip() or None
-    except ProcFileError:
-        return None
-
-
 def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
     """MemTotal is totalram_pages in kB and totalram is the sum of managed pages: their ratio is the page size.
 
@@ -103,18 +77,13 @@ def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
     managed = sum(zone.fields.get("managed", 0) for zone in zoneinfo)
     if managed <= 0:
         return None
-    try:
-        meminfo = read_text(proc_root, "meminfo", limit=1024 * 1024)
-    except ProcFileError:
+    mem_total, _why = mem_total_bytes(proc_root)
+    if mem_total is None:
         return None
-    for line in meminfo.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "MemTotal:" and parts[1].isdigit():
-            ratio = int(parts[1]) * 1024.0 / managed
-            for size in _COMMON_PAGE_SIZES:
-                if abs(ratio - size) <= size * 0.005:
-                    return size
-            return None
+    ratio = float(mem_total) / managed
+    for size in _COMMON_PAGE_SIZES:
+        if abs(ratio - size) <= size * 0.005:
+            return size
     return None
 
 
@@ -145,37 +114,41 @@ def _class_reserve(node: int, zone_name: str, indexes: t.Dict[t.Tuple[int, str],
     return target_name, protection[target]
 
 
-def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
-           subsets: t.Iterable[str] = ("all",)) -> t.Tuple[t.Dict[str, t.Any], t.List[str]]:
-    """Return ``(facts, warnings)``; raises ProcFileError for buddyinfo and ValueError for bad subsets."""
-    wanted = resolve_subsets(subsets)
-    warnings = []  # type: t.List[str]
-    sources = {}  # type: t.Dict[str, str]
+class _Sources(object):
+    """What was read under the root: buddyinfo always, the optional files when asked for and readable."""
 
+    def __init__(self) -> None:
+        self.buddy_zones = []  # type: t.List[t.Any]
+        self.pagetype = None  # type: t.Any
+        self.zoneinfo = None  # type: t.Optional[t.List[t.Any]]
+        self.vmstat = None  # type: t.Optional[t.Dict[str, int]]
+        self.tunables = {}  # type: t.Dict[str, t.Union[int, str]]
+        self.status = {}  # type: t.Dict[str, str]
+
+
+def read_sources(proc_root: str, wanted: t.Sequence[str], warnings: t.List[str]) -> _Sources:
+    """Job 1: read and parse the files. Raises ProcFileError for buddyinfo; the others only warn."""
+    read = _Sources()
+    sources = read.status
     buddy_path = os.path.join(proc_root, "buddyinfo")
-    buddy_zones, buddy_warnings = parse_buddyinfo(read_text(proc_root, "buddyinfo"), buddy_path)
+    read.buddy_zones, buddy_warnings = parse_buddyinfo(read_text(proc_root, "buddyinfo"), buddy_path)
     warnings.extend(buddy_warnings)
     sources["buddyinfo"] = SOURCE_OK
-    orders = len(buddy_zones[0].free_blocks)
-
-    pagetype = _read_optional(proc_root, "pagetypeinfo", parse_pagetypeinfo, sources, warnings) \
-        if "pagetypeinfo" in wanted else None
-    zoneinfo = None
+    if "pagetypeinfo" in wanted:
+        read.pagetype = _read_optional(proc_root, "pagetypeinfo", parse_pagetypeinfo, sources, warnings)
     if "zoneinfo" in wanted:
         parsed = _read_optional(proc_root, "zoneinfo", parse_zoneinfo, sources, warnings)
         if parsed is not None:
-            zoneinfo, zone_warnings = parsed
+            read.zoneinfo, zone_warnings = parsed
             warnings.extend(zone_warnings)
-    vmstat = None
     if "vmstat" in wanted:
         parsed = _read_optional(proc_root, "vmstat", parse_vmstat, sources, warnings)
         if parsed is not None:
-            vmstat, vmstat_warnings = parsed
+            read.vmstat, vmstat_warnings = parsed
             warnings.extend(vmstat_warnings)
-    tunables = {}  # type: t.Dict[str, t.Union[int, str]]
     if "sysctl" in wanted:
         if os.path.isdir(os.path.join(proc_root, "sys", "vm")):
-            tunables, tunable_warnings = read_vm_tunables(proc_root, FRAGMENTATION_TUNABLES)
+            read.tunables, tunable_warnings = read_vm_tunables(proc_root, FRAGMENTATION_TUNABLES)
             warnings.extend(tunable_warnings)
             sources["sys/vm"] = SOURCE_OK
         else:
@@ -184,100 +157,129 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
     for name in ("pagetypeinfo", "zoneinfo", "vmstat"):
         sources.setdefault(name, SOURCE_SKIPPED)
     sources.setdefault("sys/vm", SOURCE_SKIPPED)
+    return read
 
-    release = _kernel_release(proc_root)
-    page_size_source = "option"
-    if page_size is None:
-        inferred = None
-        if os.path.realpath(proc_root) != "/proc":
-            inferred = _infer_page_size(proc_root, zoneinfo)
+
+def resolve_page_size(proc_root: str, page_size: t.Optional[int], zoneinfo) -> t.Tuple[int, str]:
+    """Job 2: the page size and where it came from: the option, the capture itself, or this host."""
+    if page_size is not None:
+        return page_size, "option"
+    if os.path.realpath(proc_root) != "/proc":
+        inferred = _infer_page_size(proc_root, zoneinfo)
         if inferred is not None:
-            page_size, page_size_source = inferred, "meminfo MemTotal / zoneinfo managed"
-        else:
-            page_size, page_size_source = page_size_of_host(), "host"
+            return inferred, "meminfo MemTotal / zoneinfo managed"
+    return page_size_of_host(), "host"
 
-    # Kernel era for the watermark algorithm: release, else migrate type names, else zoneinfo layout.
-    era, era_source = era_of_release(release), "kernel release"
-    if era is None and pagetype is not None:
+
+def watermark_era(release: t.Optional[str], pagetype, zoneinfo) -> t.Tuple[t.Optional[str], str]:
+    """Job 3: the kernel era of the watermark check: from the release, else migrate type names, else zoneinfo layout."""
+    era = era_of_release(release)
+    if era is not None:
+        return era, "kernel release"
+    if pagetype is not None:
         types = set()  # type: t.Set[str]
         for ptz in pagetype.zones.values():
             types.update(ptz.free_blocks)
-        era, era_source = era_of_migrate_types(types), "pagetypeinfo migrate types"
-    if era is None and zoneinfo:
+        era = era_of_migrate_types(types)
+        if era is not None:
+            return era, "pagetypeinfo migrate types"
+    if zoneinfo:
         era = era_of_zoneinfo_layout(any(z.node_stats for z in zoneinfo),
                                      set(k for z in zoneinfo for k in z.fields),
                                      set(k for z in zoneinfo for k in z.tail))
-        era_source = "zoneinfo layout"
-    zone_by_key = dict(((z.node, z.zone), z) for z in zoneinfo or ())
-    indexes = zone_indexes(zoneinfo) if zoneinfo else {}
-    free_highatomic_only = subtracts_free_highatomic(release)
+        return era, "zoneinfo layout"
+    return None, "unknown"
+
+
+def _free_block_facts(blocks: t.Sequence[int], page_size: int) -> t.Dict[str, t.Any]:
+    """The buddyinfo arithmetic of one zone (mm/vmstat.c's indexes among it)."""
+    free_pages = frag.free_pages(blocks)
+    return {
+        "free_blocks": list(blocks),
+        "free_pages": free_pages,
+        "free_bytes": free_pages * page_size,
+        "largest_free_order": frag.largest_free_order(blocks),
+        "largest_free_block_bytes": frag.largest_free_block_bytes(blocks, page_size),
+        "free_bytes_at_or_above_order": frag.free_bytes_at_or_above_order(blocks, page_size),
+        "unusable_index": frag.unusable_indexes(blocks),
+        "fragmentation_index": frag.fragmentation_indexes(blocks),
+    }
+
+
+def _watermark_facts(entry: t.Dict[str, t.Any], zinfo, ptz, pagetype, orders: int, era: t.Optional[str],
+                     era_source: str, release: t.Optional[str], indexes: t.Dict[t.Tuple[int, str], int]) -> None:
+    """Job 4: the zone's watermarks and, per order, whether an ordinary allocation passes the min watermark."""
+    blocks = entry["free_blocks"]
+    watermarks = dict((name, zinfo.fields[name]) for name in ("min", "low", "high", "boost", "promo")
+                      if name in zinfo.fields)
+    entry["watermarks"] = watermarks
+    entry["pages_free"] = zinfo.pages_free
+    for name in ("managed", "present", "spanned"):
+        entry[name + "_pages"] = zinfo.fields.get(name)
+    entry["protection"] = list(zinfo.protection or [])
+    free_cma = zinfo.counters.get("nr_free_cma", 0)
+    class_zone, reserve = _class_reserve(entry["node"], entry["zone"], indexes, zinfo.protection)
+    highatomic = 0
+    highatomic_from = "none"
+    if "free_highatomic" in zinfo.tail and zinfo.tail["free_highatomic"].isdigit():
+        highatomic, highatomic_from = int(zinfo.tail["free_highatomic"]), "zoneinfo free_highatomic"
+    elif ptz is not None and subtracts_free_highatomic(release):
+        highatomic, highatomic_from = free_pages_of_types(ptz, ("HighAtomic",)), "pagetypeinfo free HighAtomic pages"
+    elif ptz is not None and pagetype.pages_per_block:
+        highatomic = ptz.pageblocks.get("HighAtomic", 0) * pagetype.pages_per_block
+        highatomic_from = "pagetypeinfo HighAtomic pageblocks"
+    pages_free = zinfo.pages_free if zinfo.pages_free is not None else entry["free_pages"]
+    check_era = era or ERA_MODERN
+    if check_era == ERA_LEGACY:
+        # The old check walks buddyinfo's per-order counts and knows no HighAtomic reserve.
+        highatomic, highatomic_from = 0, "not used before 4.4"
+    verdicts = watermark_verdicts(check_era, blocks, pages_free, watermarks, reserve, free_cma, highatomic,
+                                  _pcp_blocks(ptz, orders) if ptz is not None else None)
+    entry["watermark_ok"] = verdicts.get("min", [])
+    entry["watermark_ok_by_mark"] = verdicts
+    entry["watermark_check"] = {
+        "mark": "min",
+        "algorithm": check_era,
+        "algorithm_from": era_source if era else "default (era unknown)",
+        "class_zone": class_zone,
+        "lowmem_reserve_pages": reserve,
+        "free_cma_pages": free_cma,
+        "highatomic_pages": highatomic,
+        "highatomic_from": highatomic_from,
+        "per_order_lists": ("nr_free of orders below (buddyinfo)" if check_era == ERA_LEGACY
+                            else "Unmovable+Movable+Reclaimable (pagetypeinfo)" if ptz is not None
+                            else "all (buddyinfo)"),
+    }
+
+
+def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
+           subsets: t.Iterable[str] = ("all",)) -> t.Tuple[t.Dict[str, t.Any], t.List[str]]:
+    """Return ``(facts, warnings)``; raises ProcFileError for buddyinfo and ValueError for bad subsets."""
+    wanted = resolve_subsets(subsets)
+    warnings = []  # type: t.List[str]
+    read = read_sources(proc_root, wanted, warnings)
+    orders = len(read.buddy_zones[0].free_blocks)
+    release = read_release(proc_root)
+    page_size, page_size_source = resolve_page_size(proc_root, page_size, read.zoneinfo)
+    era, era_source = watermark_era(release, read.pagetype, read.zoneinfo)
+    zone_by_key = dict(((z.node, z.zone), z) for z in read.zoneinfo or ())
+    indexes = zone_indexes(read.zoneinfo) if read.zoneinfo else {}
 
     zones = []
-    for buddy in buddy_zones:
-        blocks = buddy.free_blocks
-        entry = {
-            "node": buddy.node,
-            "zone": buddy.zone,
-            "free_blocks": list(blocks),
-            "free_pages": frag.free_pages(blocks),
-        }  # type: t.Dict[str, t.Any]
-        entry["free_bytes"] = entry["free_pages"] * page_size
-        entry["largest_free_order"] = frag.largest_free_order(blocks)
-        entry["largest_free_block_bytes"] = frag.largest_free_block_bytes(blocks, page_size)
-        entry["free_bytes_at_or_above_order"] = frag.free_bytes_at_or_above_order(blocks, page_size)
-        entry["unusable_index"] = frag.unusable_indexes(blocks)
-        entry["fragmentation_index"] = frag.fragmentation_indexes(blocks)
-
-        ptz = pagetype.zones.get((buddy.node, buddy.zone)) if pagetype is not None else None
+    for buddy in read.buddy_zones:
+        entry = {"node": buddy.node, "zone": buddy.zone}  # type: t.Dict[str, t.Any]
+        entry.update(_free_block_facts(buddy.free_blocks, page_size))
+        ptz = read.pagetype.zones.get((buddy.node, buddy.zone)) if read.pagetype is not None else None
         if ptz is not None:
             entry["migrate_types"] = dict((name, list(counts)) for name, counts in ptz.free_blocks.items())
             entry["migrate_types_capped"] = dict((name, list(capped)) for name, capped in ptz.capped.items())
             entry["pageblocks"] = dict(ptz.pageblocks)
-
         zinfo = zone_by_key.get((buddy.node, buddy.zone))
         if zinfo is not None:
-            watermarks = dict((name, zinfo.fields[name]) for name in ("min", "low", "high", "boost", "promo")
-                              if name in zinfo.fields)
-            entry["watermarks"] = watermarks
-            entry["pages_free"] = zinfo.pages_free
-            for name in ("managed", "present", "spanned"):
-                entry[name + "_pages"] = zinfo.fields.get(name)
-            entry["protection"] = list(zinfo.protection or [])
-            free_cma = zinfo.counters.get("nr_free_cma", 0)
-            class_zone, reserve = _class_reserve(buddy.node, buddy.zone, indexes, zinfo.protection)
-            highatomic = 0
-            highatomic_from = "none"
-            if "free_highatomic" in zinfo.tail and zinfo.tail["free_highatomic"].isdigit():
-                highatomic, highatomic_from = int(zinfo.tail["free_highatomic"]), "zoneinfo free_highatomic"
-            elif ptz is not None and free_highatomic_only:
-                highatomic, highatomic_from = free_pages_of_types(ptz, ("HighAtomic",)), "pagetypeinfo free HighAtomic pages"
-            elif ptz is not None and pagetype.pages_per_block:
-                highatomic = ptz.pageblocks.get("HighAtomic", 0) * pagetype.pages_per_block
-                highatomic_from = "pagetypeinfo HighAtomic pageblocks"
-            pages_free = zinfo.pages_free if zinfo.pages_free is not None else entry["free_pages"]
-            check_era = era or ERA_MODERN
-            if check_era == ERA_LEGACY:
-                # The old check walks buddyinfo's per-order counts and knows no HighAtomic reserve.
-                highatomic, highatomic_from = 0, "not used before 4.4"
-            verdicts = watermark_verdicts(check_era, blocks, pages_free, watermarks, reserve, free_cma, highatomic,
-                                          _pcp_blocks(ptz, orders) if ptz is not None else None)
-            entry["watermark_ok"] = verdicts.get("min", [])
-            entry["watermark_ok_by_mark"] = verdicts
-            entry["watermark_check"] = {
-                "mark": "min",
-                "algorithm": check_era,
-                "algorithm_from": era_source if era else "default (era unknown)",
-                "class_zone": class_zone,
-                "lowmem_reserve_pages": reserve,
-                "free_cma_pages": free_cma,
-                "highatomic_pages": highatomic,
-                "highatomic_from": highatomic_from,
-                "per_order_lists": ("nr_free of orders below (buddyinfo)" if check_era == ERA_LEGACY
-                                    else "Unmovable+Movable+Reclaimable (pagetypeinfo)" if ptz is not None
-                                    else "all (buddyinfo)"),
-            }
+            _watermark_facts(entry, zinfo, ptz, read.pagetype, orders, era, era_source, release, indexes)
         zones.append(entry)
 
+    pagetype = read.pagetype
     facts = {
         "page_size": page_size,
         "page_size_source": page_size_source,
@@ -288,9 +290,9 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
         "pagetypeinfo_cap": PAGETYPEINFO_CAP,
         "zones": zones,
         "nodes": node_summaries(zones),
-        "vmstat": fragmentation_counters(vmstat) if vmstat is not None else {},
-        "tunables": tunables,
-        "sources": sources,
+        "vmstat": fragmentation_counters(read.vmstat) if read.vmstat is not None else {},
+        "tunables": read.tunables,
+        "sources": read.status,
     }  # type: t.Dict[str, t.Any]
     return facts, warnings
 

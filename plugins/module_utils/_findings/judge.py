@@ -12,7 +12,12 @@ severities are ordered ``critical > warning > info``.
 
 import typing as t
 
-SEVERITY_RANK = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
+from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB, format_bytes
+
+# Severities from least to most severe; the rank orders findings, verdicts and report rows everywhere.
+SEVERITIES = ("ok", "info", "warning", "critical")
+SEVERITY_RANK = dict((name, rank) for rank, name in enumerate(SEVERITIES))
 
 DEFAULT_THRESHOLDS = {
     # The order operators meet: XFS kmem_alloc of 64 KiB and "page allocation failure: order:4".
@@ -35,41 +40,25 @@ DEFAULT_THRESHOLDS = {
 # The kernel's zone names (mm/page_alloc.c zone_names[]).
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
 
-# DEFAULT_THRESHOLDS as an AnsibleModule argument spec (memory_facts' thresholds suboptions). No defaults
-# here: a key left unset (None) keeps its DEFAULT_THRESHOLDS value.
+# DEFAULT_THRESHOLDS as an AnsibleModule argument spec (memory_facts' thresholds suboptions), derived from it so the
+# two cannot drift. No defaults here: a key left unset (None) keeps its DEFAULT_THRESHOLDS value. The documented
+# copies (role defaults and argument_specs, module and filter docs) are checked against DEFAULT_THRESHOLDS by
+# tests/unit/plugins/module_utils/test_thresholds_documented.py.
 THRESHOLD_OPTIONS = dict(
-    order=dict(type="int"),
-    zones=dict(type="list", elements="str", choices=list(ZONE_NAMES)),
-    min_zone_mb=dict(type="int"),
-    unusable_warning=dict(type="float"),
-    unusable_critical=dict(type="float"),
-    min_high_order_free_mb=dict(type="int"),
-    unexplained_warning=dict(type="float"),
-    slab_reclaimable_warning=dict(type="float"),
-)
+    (name, dict(type="list", elements="str", choices=list(ZONE_NAMES)) if isinstance(value, list)
+     else dict(type="float" if isinstance(value, float) else "int"))
+    for name, value in DEFAULT_THRESHOLDS.items())
 _SHARES = ("unusable_warning", "unusable_critical", "unexplained_warning", "slab_reclaimable_warning")
 _NOT_NEGATIVE = ("order", "min_zone_mb", "min_high_order_free_mb")
 
-LOG_KINDS = (
-    # kind, severity when seen, what it means to an operator
-    ("xfs_alloc_deadlock", "critical", "XFS possible memory allocation deadlock messages"),
-    ("page_alloc_failure", "critical", "page allocation failures"),
-    ("page_alloc_stall", "warning", "page allocation stalls"),
-    ("hung_task", "warning", "hung task reports"),
-    ("oom_kill", "warning", "OOM kills"),
-)
-
-
-def format_bytes(value: t.Union[int, float]) -> str:
-    """1536 -> '1.5 KiB'; whole numbers print without decimals ('32 KiB')."""
-    value = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            if unit == "B" or value == int(value):
-                return "%d %s" % (value, unit)
-            return "%.1f %s" % (value, unit)
-        value /= 1024.0
-    return "%d B" % value  # pragma: no cover - loop always returns
+# Severity of each kernel-log kind when it was seen (the kinds themselves live in _kernel_log/kinds.py).
+LOG_SEVERITY = {
+    "xfs_alloc_deadlock": "critical",
+    "page_alloc_failure": "critical",
+    "page_alloc_stall": "warning",
+    "hung_task": "warning",
+    "oom_kill": "warning",
+}
 
 
 def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
@@ -114,7 +103,7 @@ def zone_findings(buddyinfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
             continue
         managed = zone.get("managed_pages")
         # Without zoneinfo the zone's size is unknown: judge it rather than guess it is small.
-        if managed is not None and managed * page_size < int(limits["min_zone_mb"]) * 1024 * 1024:
+        if managed is not None and managed * page_size < int(limits["min_zone_mb"]) * MIB:
             continue
         label = "%s zone node %s" % (name, node)
         orders = len(zone.get("free_blocks") or [])
@@ -142,7 +131,7 @@ def zone_findings(buddyinfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
         elif unusable is not None and unusable >= float(limits["unusable_critical"]):
             message = "%s: only %s free in blocks of order >= %d%s; %s" % (label, format_bytes(high_bytes), order, unusable_text, largest_text)
             findings.append(_finding("critical", "high_order_unusable", message, node, name, numbers))
-        elif (unusable is not None and unusable >= float(limits["unusable_warning"])) or high_bytes < int(limits["min_high_order_free_mb"]) * 1024 * 1024:
+        elif (unusable is not None and unusable >= float(limits["unusable_warning"])) or high_bytes < int(limits["min_high_order_free_mb"]) * MIB:
             message = "%s: %s free in blocks of order >= %d%s; %s" % (label, format_bytes(high_bytes), order, unusable_text, largest_text)
             findings.append(_finding("warning", "high_order_scarce", message, node, name, numbers))
         else:
@@ -204,7 +193,8 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
     counts = log_scan.get("counts") or {}
     first_seen = log_scan.get("first_seen") or {}
     last_seen = log_scan.get("last_seen") or {}
-    for kind, severity, what in LOG_KINDS:
+    for kind in KINDS:
+        severity, what = LOG_SEVERITY[kind], DESCRIPTIONS[kind]
         count = int(counts.get(kind) or 0)
         if not count:
             continue

@@ -27,7 +27,6 @@ import typing as t
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import decode, split_names
 
 # Kinds reported in ``counts`` (always all present).
-KINDS = ("xfs_alloc_deadlock", "page_alloc_failure", "page_alloc_stall", "hung_task", "oom_kill")
 
 # Every message form we recognise; ``forms`` in the result counts lines per form. The oom_* forms
 # other than oom_killed/oom_kill_shared_mm are parts of an OOM report, not kills.

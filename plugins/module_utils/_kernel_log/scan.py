@@ -17,13 +17,14 @@ import os
 import time
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import parse_release
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import require_release as parse_release
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import DEFAULT_PATHS, SOURCES
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (FORMS, KINDS, Match, classify_message, has_prefix, iso,
-                                   parse_prefix, parse_since, NEEDLES)
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (JournalEntry, LineHit, compression_of, journal_available,
-                                  open_decompressed, read_journal, read_kmsg, scan_plain_file, scan_stream,
-                                  read_up_to, skip_bytes)
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
+    FORMS, Match, classify_message, has_prefix, iso, parse_prefix, parse_since, NEEDLES)
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (
+    JournalEntry, LineHit, compression_of, journal_available, open_decompressed, read_journal, read_kmsg, scan_plain_file,
+    scan_stream, read_up_to, skip_bytes)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import HEAD_BYTES, file_record, resume_offset
 
 _TEXT_NEEDLES = tuple(n.decode("ascii") for n in NEEDLES)

@@ -28,12 +28,9 @@ How the kernel's numbers fit together (fs/proc/meminfo.c):
 
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import read_meminfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.process_memory import process_rss
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.slabinfo import read_slabinfo, top_caches, total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.slabinfo import top_caches, total_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._units import format_bytes
 
-GATHER_SUBSETS = ("meminfo", "slabinfo", "processes")
 
 # Parts of used memory, in the order the explanation and the facts list them: (fact key, label).
 PARTS = (
@@ -89,19 +86,6 @@ def _hugepages(meminfo: t.Mapping[str, int]) -> t.Optional[int]:
     if "HugePages_Total" in meminfo and "Hugepagesize" in meminfo:
         return meminfo["HugePages_Total"] * meminfo["Hugepagesize"]
     return None
-
-
-def human_bytes(value: t.Optional[int]) -> str:
-    """``14.20 GiB``, ``612.0 MiB``, ``96 KiB``: the units free -h users read."""
-    if value is None:
-        return "unknown"
-    sign = "-" if value < 0 else ""
-    size = abs(value)
-    if size >= 1 << 30:
-        return "%s%.2f GiB" % (sign, size / float(1 << 30))
-    if size >= 1 << 20:
-        return "%s%.1f MiB" % (sign, size / float(1 << 20))
-    return "%s%d KiB" % (sign, size // 1024)
 
 
 def account(meminfo: t.Mapping[str, int], process_rss_bytes: t.Optional[int] = None) -> t.Dict[str, t.Any]:
@@ -185,13 +169,13 @@ def explain(acc: t.Mapping[str, t.Any]) -> str:
     used = acc["used_bytes"]
     # Keep the sentence readable: name the parts that matter (>= 1% of used), at most six.
     shown = [item for item in parts if used > 0 and item[0] * 100 >= used][:6] or parts[:1]
-    listing = ", ".join("%s %s" % (label, human_bytes(value)) for value, label in shown)
+    listing = ", ".join("%s %s" % (label, format_bytes(value)) for value, label in shown)
     sentence = "%s of %s is used (%s free, %s of file cache and buffers not counted)" % (
-        human_bytes(used), human_bytes(acc["total_bytes"]), human_bytes(acc["free_bytes"]),
-        human_bytes(acc["page_cache_bytes"] + acc["buffers_bytes"]))
+        format_bytes(used), format_bytes(acc["total_bytes"]), format_bytes(acc["free_bytes"]),
+        format_bytes(acc["page_cache_bytes"] + acc["buffers_bytes"]))
     if listing:
         sentence += ": %s" % listing
-    sentence += "; %s is not explained by /proc/meminfo" % human_bytes(acc["unexplained_bytes"])
+    sentence += "; %s is not explained by /proc/meminfo" % format_bytes(acc["unexplained_bytes"])
     if acc.get("anon_bytes") is None:
         sentence += " (this kernel does not report AnonPages)"
     rss = acc.get("process_rss_bytes")
@@ -200,10 +184,10 @@ def explain(acc: t.Mapping[str, t.Any]) -> str:
         if rss < used:
             sentence += "; process RSS adds up to only %s, %s less than used, because %s of it is kernel memory" \
                         " (slab, page tables, stacks...) that belongs to no process" % (
-                            human_bytes(rss), human_bytes(used - rss), human_bytes(kernel))
+                            format_bytes(rss), format_bytes(used - rss), format_bytes(kernel))
         else:
             sentence += "; process RSS adds up to %s, more than used, because shared and file-backed pages are" \
-                        " counted in every process that maps them" % human_bytes(rss)
+                        " counted in every process that maps them" % format_bytes(rss)
     return sentence + "."
 
 
@@ -225,59 +209,3 @@ def slab_facts(meminfo: t.Mapping[str, int], caches: t.Optional[t.Sequence[t.Any
         "caches_bytes": None if caches is None else total_bytes(caches),
         "source": source,
     }
-
-
-def _source_status(exc: ProcFileError) -> str:
-    return "missing" if exc.missing else "unreadable: %s" % exc
-
-
-def gather(proc_root: str, page_size: int, top: int = 10,
-           subsets: t.Sequence[str] = GATHER_SUBSETS) -> t.Tuple[t.Dict[str, t.Any], t.List[str]]:
-    """Build the ``memfrag_meminfo`` facts and warnings. meminfo is always read.
-
-    Raises ProcFileError when meminfo is missing or malformed (nothing can be said without it);
-    slabinfo and the pid directories are optional: a problem there is a warning and a ``sources``
-    entry, never a failure. Raises ValueError for a negative ``top``.
-    """
-    if top < 0:
-        raise ValueError("top_slab_caches must be 0 or more, got %d" % top)
-    meminfo, warnings = read_meminfo(proc_root)
-    sources = {"meminfo": "ok"}  # type: t.Dict[str, str]
-
-    caches = None
-    if "slabinfo" in subsets:
-        try:
-            caches, slab_warnings = read_slabinfo(proc_root, page_size)
-            warnings.extend(slab_warnings)
-            sources["slabinfo"] = "ok"
-        except ProcFileError as exc:
-            sources["slabinfo"] = _source_status(exc)
-            warnings.append("slab caches not listed: %s" % exc)
-    else:
-        sources["slabinfo"] = "skipped"
-
-    processes = None
-    if "processes" in subsets:
-        try:
-            processes = process_rss(proc_root, page_size).as_fact()
-            if processes["count"]:
-                sources["pid/statm"] = "ok"
-            else:
-                # A sosreport or a fixture without pid directories: no RSS to compare with.
-                sources["pid/statm"] = "missing"
-                warnings.append("no process directories under %s; process RSS not compared" % proc_root)
-        except OSError as exc:
-            sources["pid/statm"] = "unreadable: %s" % (exc.strerror or exc)
-            warnings.append("process RSS not summed: cannot list %s: %s" % (proc_root, exc.strerror or exc))
-    else:
-        sources["pid/statm"] = "skipped"
-
-    facts = {
-        "meminfo": dict(meminfo),
-        "slab": slab_facts(meminfo, caches, top),
-        "processes": processes,
-        "accounting": account(meminfo, processes["rss_bytes"] if processes and processes["count"] else None),
-        "page_size": page_size,
-        "sources": sources,
-    }
-    return facts, warnings

@@ -5,26 +5,32 @@
 
 XFS always prints ``mode:0x%x`` without names, and kernels before ~4.5 print page allocation
 failures the same way, so the bit layout of the kernel that wrote the line is needed to say what
-the allocation was. The layout changed in 4.4 (gfp rework), 4.10 (__GFP_OTHER_NODE removed),
-4.15 (COLD/NOTRACK removed, bits reshuffled), 5.1 ("mm: shuffle GFP_* flags") and 6.3
-(__GFP_ATOMIC removed). One table per era, shared by the ``gfp_flags`` filter and the
+the allocation was. Each era's bits below sit next to the header they were read from (upstream
+tags unless a distribution kernel is named): the layout changed in 4.4 (gfp rework), 4.10
+(__GFP_OTHER_NODE removed), 4.15 (COLD/NOTRACK removed, bits reshuffled), 5.1 (bits reshuffled),
+5.14 (__GFP_SKIP_KASAN_POISON, unconditional until 5.18) and 6.3 (__GFP_ATOMIC removed); 6.15
+prints single flags in bit order. Distribution kernels differ where they backported: RHEL 6
+(__GFP_NO_KSWAPD, __GFP_OTHER_NODE, GFP_TRANSHUGE), RHEL 7 (__GFP_ACCOUNT from 7.4), 4.14.y from
+4.14.67 (no __GFP_NOTRACK). One table per era, shared by the ``gfp_flags`` filter and the
 ``kernel_log_scan`` module.
 
-Decoding follows the kernel's own ``%pGg`` (lib/vsprintf.c format_flags over
-include/trace/events/mmflags.h): walk the table in order, print an entry when all its bits are set
-and clear them, so composite names (GFP_KERNEL, GFP_NOFS, ...) come before single flags; bits left
-at the end are printed as one hex value. For eras before %pGg existed (2.6.32, 3.10, 4.4) the
-composite names are the gfp.h definitions of that era, in the same most-bits-first order.
+Decoding follows the kernel's own ``%pGg`` (lib/vsprintf.c format_flags over the
+``__def_gfpflag_names`` of include/trace/events/mmflags.h, used by mm/debug.c): walk the table in
+order, print an entry when all its bits are set and clear them, so composite names (GFP_KERNEL,
+GFP_NOFS, ...) come before single flags; bits left at the end are printed as one hex value. For
+eras before %pGg existed (2.6.32, 3.10, 4.4) the composite names are the gfp.h definitions of
+that era, in the same most-bits-first order.
 """
 
 
 import re
 import typing as t
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import Release, require_release as parse_release
 
-Release = t.Tuple[int, int, int]
 
 # ---- single bits per era -----------------------------------------------------------------------
 
+# Linux 2.6.32, include/linux/gfp.h (__GFP_WAIT ... __GFP_NOTRACK; zone modifiers in the low 4 bits).
 _BITS_2_6_32 = {
     "__GFP_DMA": 0x1, "__GFP_HIGHMEM": 0x2, "__GFP_DMA32": 0x4, "__GFP_MOVABLE": 0x8,
     "__GFP_WAIT": 0x10, "__GFP_HIGH": 0x20, "__GFP_IO": 0x40, "__GFP_FS": 0x80,
@@ -34,12 +40,24 @@ _BITS_2_6_32 = {
     "__GFP_RECLAIMABLE": 0x80000, "__GFP_NOTRACK": 0x200000,
 }
 
+# RHEL 6, kernel-2.6.32-*.el6 include/linux/gfp.h: transparent huge pages were backported (6.2) with
+# __GFP_NO_KSWAPD and GFP_TRANSHUGE, and __GFP_OTHER_NODE with them (values as in upstream 2.6.39).
+_BITS_2_6_32_EL6 = dict(_BITS_2_6_32)
+_BITS_2_6_32_EL6.update({"__GFP_NO_KSWAPD": 0x400000, "__GFP_OTHER_NODE": 0x800000})
+
+# Linux 3.10, include/linux/gfp.h (__GFP_MEMALLOC 3.6, __GFP_KMEMCG 3.8, __GFP_NO_KSWAPD 2.6.38,
+# __GFP_OTHER_NODE 2.6.39, __GFP_WRITE 3.2). RHEL 7 (3.10.0-*.el7) from 7.4 (3.10.0-693) reuses
+# 0x100000 as __GFP_ACCOUNT; before that it is __GFP_KMEMCG as upstream.
 _BITS_3_10 = dict(_BITS_2_6_32)
 _BITS_3_10.update({
     "__GFP_MEMALLOC": 0x2000, "__GFP_KMEMCG": 0x100000, "__GFP_NO_KSWAPD": 0x400000,
     "__GFP_OTHER_NODE": 0x800000, "__GFP_WRITE": 0x1000000,
 })
+_EL7_ACCOUNT_SINCE = 693  # RHEL 7.4 is 3.10.0-693.el7
 
+# Linux 4.4, include/linux/gfp.h ("mm, page_alloc: distinguish between being unable to sleep, unwilling
+# to sleep and avoiding waking kswapd": __GFP_WAIT split into __GFP_DIRECT_RECLAIM/__GFP_KSWAPD_RECLAIM).
+# 4.4 itself still had the inverted __GFP_NOACCOUNT (0x100000); 4.5 made it __GFP_ACCOUNT.
 _BITS_4_4 = {
     "__GFP_DMA": 0x1, "__GFP_HIGHMEM": 0x2, "__GFP_DMA32": 0x4, "__GFP_MOVABLE": 0x8,
     "__GFP_RECLAIMABLE": 0x10, "__GFP_HIGH": 0x20, "__GFP_IO": 0x40, "__GFP_FS": 0x80,
@@ -51,10 +69,15 @@ _BITS_4_4 = {
     "__GFP_KSWAPD_RECLAIM": 0x2000000,
 }
 
+# Linux 4.10, include/linux/gfp.h ("mm: remove __GFP_OTHER_NODE": WRITE and KSWAPD_RECLAIM move down).
+# 4.13 renamed __GFP_REPEAT to __GFP_RETRY_MAYFAIL (same bit). The 4.14.y stable series dropped
+# __GFP_NOTRACK with the kmemcheck removal (at least from 4.14.67): 0x200000 has no name there.
 _BITS_4_10 = dict(_BITS_4_4)
 del _BITS_4_10["__GFP_OTHER_NODE"]
 _BITS_4_10.update({"__GFP_WRITE": 0x800000, "__GFP_KSWAPD_RECLAIM": 0x1000000})
+_NOTRACK_GONE_IN_4_14 = (4, 14, 67)
 
+# Linux 4.15, include/linux/gfp.h (kmemcheck and __GFP_COLD gone, bits renumbered).
 _BITS_4_15 = {
     "__GFP_DMA": 0x1, "__GFP_HIGHMEM": 0x2, "__GFP_DMA32": 0x4, "__GFP_MOVABLE": 0x8,
     "__GFP_RECLAIMABLE": 0x10, "__GFP_HIGH": 0x20, "__GFP_IO": 0x40, "__GFP_FS": 0x80,
@@ -65,6 +88,7 @@ _BITS_4_15 = {
     "__GFP_KSWAPD_RECLAIM": 0x400000,
 }
 
+# Linux 5.1, include/linux/gfp.h (bits reshuffled; 0x800000 was the debug-only __GFP_NOLOCKDEP).
 _BITS_5_1 = {
     "__GFP_DMA": 0x1, "__GFP_HIGHMEM": 0x2, "__GFP_DMA32": 0x4, "__GFP_MOVABLE": 0x8,
     "__GFP_RECLAIMABLE": 0x10, "__GFP_HIGH": 0x20, "__GFP_IO": 0x40, "__GFP_FS": 0x80,
@@ -73,10 +97,22 @@ _BITS_5_1 = {
     "__GFP_RETRY_MAYFAIL": 0x4000, "__GFP_NOFAIL": 0x8000, "__GFP_NORETRY": 0x10000,
     "__GFP_MEMALLOC": 0x20000, "__GFP_COMP": 0x40000, "__GFP_NOMEMALLOC": 0x80000,
     "__GFP_HARDWALL": 0x100000, "__GFP_THISNODE": 0x200000, "__GFP_ACCOUNT": 0x400000,
-    "__GFP_ZEROTAGS": 0x800000,
 }
 
-_BITS_6_3 = dict(_BITS_5_1)
+# Linux 5.14, include/linux/gfp.h: __GFP_ZEROTAGS 0x800000 and __GFP_SKIP_KASAN_POISON 0x1000000,
+# unconditional and part of GFP_HIGHUSER_MOVABLE (so 0x1100cca prints GFP_HIGHUSER_MOVABLE there).
+_BITS_5_14 = dict(_BITS_5_1)
+_BITS_5_14.update({"__GFP_ZEROTAGS": 0x800000, "__GFP_SKIP_KASAN_POISON": 0x1000000})
+
+# Linux 5.18, include/linux/gfp.h (include/linux/gfp_types.h from 6.0): the KASAN bits exist only with
+# CONFIG_KASAN_HW_TAGS (arm64 MTE), so on the kernels that write these logs they are 0.
+_BITS_5_18 = dict(_BITS_5_1)
+_BITS_5_18["__GFP_ZEROTAGS"] = 0x800000
+
+# Linux 6.3, include/linux/gfp_types.h ("mm: discard __GFP_ATOMIC"). 6.15 keeps the bits; its
+# include/trace/events/mmflags.h ("tracing: gfp: Remove duplication of recording GFP flags") lists the
+# single flags in bit order, after __GFP_RECLAIM.
+_BITS_6_3 = dict(_BITS_5_18)
 del _BITS_6_3["__GFP_ATOMIC"]
 
 
@@ -85,7 +121,7 @@ def _composites_pre_4_4(b: t.Dict[str, int], thp: bool) -> t.List[t.Tuple[str, i
     user = wait_io_fs | b["__GFP_HARDWALL"]
     highuser_movable = user | b["__GFP_HIGHMEM"] | b["__GFP_MOVABLE"]
     out = []
-    if thp:  # transparent huge pages arrived in 2.6.38
+    if thp:  # transparent huge pages arrived in 2.6.38 (RHEL 6.2 backported them)
         out.append(("GFP_TRANSHUGE", highuser_movable | b["__GFP_COMP"] | b["__GFP_NOMEMALLOC"]
                     | b["__GFP_NORETRY"] | b["__GFP_NOWARN"] | b["__GFP_NO_KSWAPD"]))
     out += [
@@ -105,7 +141,8 @@ def _composites_reclaim(b: t.Dict[str, int], release: Release, era: str) -> t.Li
     reclaim = b["__GFP_DIRECT_RECLAIM"] | b["__GFP_KSWAPD_RECLAIM"]
     kernel = reclaim | b["__GFP_IO"] | b["__GFP_FS"]
     user = kernel | b["__GFP_HARDWALL"]
-    highuser_movable = user | b["__GFP_HIGHMEM"] | b["__GFP_MOVABLE"]
+    # 5.14-5.17: GFP_HIGHUSER_MOVABLE also carries __GFP_SKIP_KASAN_POISON (0 where the bit is absent).
+    highuser_movable = user | b["__GFP_HIGHMEM"] | b["__GFP_MOVABLE"] | b.get("__GFP_SKIP_KASAN_POISON", 0)
     atomic = b["__GFP_HIGH"] | b.get("__GFP_ATOMIC", 0) | b["__GFP_KSWAPD_RECLAIM"]
     if era == "4.4" and release < (4, 8, 0):  # GFP_TRANSHUGE_LIGHT arrived in 4.8
         light = None
@@ -135,8 +172,8 @@ def _composites_reclaim(b: t.Dict[str, int], release: Release, era: str) -> t.Li
     return out
 
 
-# Single flags in the order of mmflags.h (after the composites); a name missing from an era's bit
-# table is skipped.
+# Single flags in the order of mmflags.h before 6.15 (after the composites); a name missing from an
+# era's bit table is skipped.
 _SINGLE_ORDER = [
     ("GFP_DMA", "__GFP_DMA"), ("__GFP_HIGHMEM", "__GFP_HIGHMEM"), ("GFP_DMA32", "__GFP_DMA32"),
     ("__GFP_HIGH", "__GFP_HIGH"), ("__GFP_ATOMIC", "__GFP_ATOMIC"), ("__GFP_WAIT", "__GFP_WAIT"),
@@ -152,19 +189,10 @@ _SINGLE_ORDER = [
     ("__GFP_WRITE", "__GFP_WRITE"), ("__GFP_RECLAIM", None),
     ("__GFP_DIRECT_RECLAIM", "__GFP_DIRECT_RECLAIM"), ("__GFP_KSWAPD_RECLAIM", "__GFP_KSWAPD_RECLAIM"),
     ("__GFP_OTHER_NODE", "__GFP_OTHER_NODE"), ("__GFP_ZEROTAGS", "__GFP_ZEROTAGS"),
+    ("__GFP_SKIP_KASAN_POISON", "__GFP_SKIP_KASAN_POISON"),
 ]
 
-ERAS = ("2.6.32", "3.10", "4.4", "4.10", "4.15", "5.1", "6.3")
-
-_RELEASE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def parse_release(release: str) -> Release:
-    """``"3.10.0-1160.el7.x86_64"`` -> (3, 10, 0). Raises ValueError for text that is no release."""
-    match = _RELEASE.match(str(release))
-    if not match:
-        raise ValueError("not a kernel release: %r (expected something like 5.10.0-32-amd64)" % (release,))
-    return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+ERAS = ("2.6.32", "3.10", "4.4", "4.10", "4.15", "5.1", "5.14", "5.18", "6.3", "6.15")
 
 
 def era_of(release: str) -> str:
@@ -180,9 +208,21 @@ def era_of(release: str) -> str:
         return "4.10"
     if version < (5, 1, 0):
         return "4.15"
-    if version < (6, 3, 0):
+    if version < (5, 14, 0):
         return "5.1"
-    return "6.3"
+    if version < (5, 18, 0):
+        return "5.14"
+    if version < (6, 3, 0):
+        return "5.18"
+    if version < (6, 15, 0):
+        return "6.3"
+    return "6.15"
+
+
+def _el_build(release: str, dist: str) -> t.Optional[int]:
+    # "3.10.0-514.26.2.el7.x86_64" -> 514: the RHEL kernel build number that tells the minor release.
+    match = re.match(r"\s*\d+\.\d+\.\d+-(\d+)[^ ]*\.%s" % dist, str(release))
+    return int(match.group(1)) if match else None
 
 
 def flag_table(release: str) -> t.List[t.Tuple[str, int]]:
@@ -190,23 +230,31 @@ def flag_table(release: str) -> t.List[t.Tuple[str, int]]:
     version = parse_release(release)
     era = era_of(release)
     if era == "2.6.32":
-        bits = dict(_BITS_2_6_32)
-        table = _composites_pre_4_4(bits, thp=version >= (2, 6, 38))
+        el6 = _el_build(release, "el6") is not None
+        bits = dict(_BITS_2_6_32_EL6 if el6 else _BITS_2_6_32)
+        table = _composites_pre_4_4(bits, thp=el6 or version >= (2, 6, 38))
     elif era == "3.10":
         bits = dict(_BITS_3_10)
-        if ".el7" in str(release):  # RHEL 7 reuses bit 0x100000 as __GFP_ACCOUNT
+        build = _el_build(release, "el7")
+        if build is not None and build >= _EL7_ACCOUNT_SINCE:
             bits["__GFP_ACCOUNT"] = bits.pop("__GFP_KMEMCG")
         table = _composites_pre_4_4(bits, thp=True)
     else:
-        bits = {"4.4": _BITS_4_4, "4.10": _BITS_4_10, "4.15": _BITS_4_15, "5.1": _BITS_5_1, "6.3": _BITS_6_3}[era]
-        bits = dict(bits)
+        bits = dict({"4.4": _BITS_4_4, "4.10": _BITS_4_10, "4.15": _BITS_4_15, "5.1": _BITS_5_1,
+                     "5.14": _BITS_5_14, "5.18": _BITS_5_18, "6.3": _BITS_6_3, "6.15": _BITS_6_3}[era])
         if era == "4.4" and version < (4, 5, 0):  # 4.4 still had the inverted __GFP_NOACCOUNT
             bits["__GFP_NOACCOUNT"] = bits.pop("__GFP_ACCOUNT")
         if version >= (4, 13, 0) and "__GFP_REPEAT" in bits:  # renamed, same bit
             bits["__GFP_RETRY_MAYFAIL"] = bits.pop("__GFP_REPEAT")
-        if era in ("5.1", "6.3") and version < (5, 14, 0):  # 0x800000 was __GFP_NOLOCKDEP (debug only)
-            del bits["__GFP_ZEROTAGS"]
+        if (4, 14, 0) <= version < (4, 15, 0) and version >= _NOTRACK_GONE_IN_4_14:
+            del bits["__GFP_NOTRACK"]
         table = _composites_reclaim(bits, version, era)
+    if era == "6.15":
+        # mmflags.h since 6.15: GFP_DMA, GFP_DMA32, __GFP_RECLAIM, then every single flag in bit order.
+        table += [("GFP_DMA", bits["__GFP_DMA"]), ("GFP_DMA32", bits["__GFP_DMA32"]),
+                  ("__GFP_RECLAIM", bits["__GFP_DIRECT_RECLAIM"] | bits["__GFP_KSWAPD_RECLAIM"])]
+        table += sorted(bits.items(), key=lambda item: item[1])
+        return [(name, mask) for name, mask in table if mask]
     for name, bit_name in _SINGLE_ORDER:
         if bit_name is None:
             if "__GFP_DIRECT_RECLAIM" in bits:

@@ -50,8 +50,8 @@ is where kswapd stops.
 """
 
 
-import re
 import typing as t
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release
 
 ERA_LEGACY = "2.6-4.3"
 ERA_MODERN = "4.4+"
@@ -59,17 +59,11 @@ MARKS = ("min", "low", "high")
 # Migrate types whose free lists an ordinary allocation may take from (MIGRATE_PCPTYPES).
 PCP_TYPES = ("Unmovable", "Movable", "Reclaimable")
 
-_RELEASE = re.compile(r"^\s*(\d+)\.(\d+)")
-
 
 def release_version(release: t.Optional[str]) -> t.Optional[t.Tuple[int, int]]:
     """``(major, minor)`` of a kernel release string such as ``4.18.0-80.el8.x86_64``."""
-    if not release:
-        return None
-    match = _RELEASE.match(release)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2))
+    version = parse_release(release)
+    return None if version is None else version[:2]
 
 
 def era_of_release(release: t.Optional[str]) -> t.Optional[str]:

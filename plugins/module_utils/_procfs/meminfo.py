@@ -21,12 +21,12 @@ import re
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._units import KIB
 
 # "Name:  value" or "Name:  value kB". Names are kernel identifiers plus parentheses
 # (Active(anon)); a missing colon, a non-numeric value or another unit is not kernel output.
 _LINE = re.compile(r"^([A-Za-z0-9_()]+):\s*(\d+)(?:\s+(\S+))?\s*$")
 
-KIB = 1024
 
 # Without these two no question about memory can be answered; everything else is era-dependent.
 REQUIRED_FIELDS = ("MemTotal", "MemFree")
@@ -77,3 +77,12 @@ def read_meminfo(proc_root: str = "/proc") -> t.Tuple[t.Dict[str, int], t.List[s
     """Read and parse ``proc_root/meminfo``; raises ProcFileError (``missing`` set when absent)."""
     path = os.path.join(proc_root, "meminfo")
     return parse_meminfo(read_text(proc_root, "meminfo"), path)
+
+
+def mem_total_bytes(proc_root: str = "/proc") -> t.Tuple[t.Optional[int], t.Optional[str]]:
+    """MemTotal in bytes (totalram_pages as the kernel counts them), or (None, why) when meminfo is unusable."""
+    try:
+        fields, _warnings = read_meminfo(proc_root)
+    except ProcFileError as exc:
+        return None, str(exc)
+    return fields["MemTotal"], None

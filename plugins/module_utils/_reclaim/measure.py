@@ -6,17 +6,18 @@
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._mm.fragmentation import free_bytes_at_or_above_order, free_pages
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import read_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import parse_vmstat
+from ansible_collections.memfrag.linux.plugins.module_utils._units import format_mib
 
 MEMINFO_FIELDS = ("MemFree", "Cached", "SReclaimable", "Dirty", "Writeback")
 # What compaction did, in the kernel's own counters: pages moved, pages that could not be moved, and
 # how far the two scanners walked. compact_memory updates these but not compact_success/compact_fail.
 COMPACTION_COUNTERS = ("pgmigrate_success", "pgmigrate_fail", "compact_migrate_scanned", "compact_free_scanned",
                        "compact_isolated")
-MIB = 1024 * 1024
 
 
 def buddy_snapshot(proc_root: str, page_size: int) -> t.Tuple[t.List[t.Dict[str, t.Any]], t.List[str]]:
@@ -28,19 +29,12 @@ def buddy_snapshot(proc_root: str, page_size: int) -> t.Tuple[t.List[t.Dict[str,
     zones, warnings = parse_buddyinfo(read_text(proc_root, "buddyinfo"), proc_root.rstrip("/") + "/buddyinfo")
     result = []
     for zone in zones:
-        by_order = [count * (page_size << order) for order, count in enumerate(zone.free_blocks)]
-        at_or_above = []
-        running = 0
-        for value in reversed(by_order):
-            running += value
-            at_or_above.append(running)
-        at_or_above.reverse()
         result.append({
             "node": zone.node,
             "zone": zone.zone,
             "free_blocks": list(zone.free_blocks),
-            "free_bytes": running,
-            "free_bytes_at_or_above_order": at_or_above,
+            "free_bytes": free_pages(zone.free_blocks) * page_size,
+            "free_bytes_at_or_above_order": free_bytes_at_or_above_order(zone.free_blocks, page_size),
         })
     return result, warnings
 
@@ -75,14 +69,6 @@ def high_order_bytes(zones: t.Sequence[t.Dict[str, t.Any]], order: int) -> int:
     return total
 
 
-def _mib(value: int) -> str:
-    return "%.0f MiB" % (value / float(MIB))
-
-
-def _signed_mib(value: int) -> str:
-    return "%+.0f MiB" % (value / float(MIB))
-
-
 def summary(what: str, before_zones: t.Sequence[t.Dict[str, t.Any]], after_zones: t.Sequence[t.Dict[str, t.Any]],
             elapsed: float, orders: t.Sequence[int] = (4, 9),
             before_mem: t.Optional[t.Dict[str, int]] = None, after_mem: t.Optional[t.Dict[str, int]] = None,
@@ -94,11 +80,11 @@ def summary(what: str, before_zones: t.Sequence[t.Dict[str, t.Any]], after_zones
         if order >= n_orders:
             continue
         old, new = high_order_bytes(before_zones, order), high_order_bytes(after_zones, order)
-        parts.append("order>=%d free %s -> %s (%s)" % (order, _mib(old), _mib(new), _signed_mib(new - old)))
+        parts.append("order>=%d free %s -> %s (%s)" % (order, format_mib(old), format_mib(new), format_mib(new - old, signed=True)))
     if before_mem and after_mem:
         for name in ("Cached", "SReclaimable"):
             if name in before_mem and name in after_mem:
-                parts.append("%s %s -> %s" % (name, _mib(before_mem[name]), _mib(after_mem[name])))
+                parts.append("%s %s -> %s" % (name, format_mib(before_mem[name]), format_mib(after_mem[name])))
     if counters and "pgmigrate_success" in counters:
         parts.append("%d pages migrated (%d failed; migrate scanner walked %d pages)"
                      % (counters["pgmigrate_success"], counters.get("pgmigrate_fail", 0), counters.get("compact_migrate_scanned", 0)))

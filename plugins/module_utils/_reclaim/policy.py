@@ -13,7 +13,8 @@ the target measures. A zone that matters is short when its free memory in blocks
 
 import typing as t
 
-MIB = 1024 * 1024
+from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB
+
 # kernel_log_scan event kinds that mean an allocation could not be served (kernel words vary by era).
 ALLOCATION_EVENT_WORDS = ("alloc", "deadlock", "stall")
 TRUSTED_ORIGINS = ("kmsg", "journal")

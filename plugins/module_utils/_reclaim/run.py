@@ -15,9 +15,11 @@ import time
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import GuardError, RunLock, append_audit, cooldown_remaining, dirty_bytes, read_state, write_state
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.measure import MIB, buddy_snapshot, counters_delta, counters_snapshot, meminfo_snapshot, summary
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import (
+    GuardError, RunLock, append_audit, cooldown_remaining, dirty_bytes, read_state, write_state)
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.measure import buddy_snapshot, counters_delta, counters_snapshot, meminfo_snapshot, summary
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.triggers import TriggerError, bounded_sync, check_writable, write_trigger
+from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB
 
 
 # Options both trigger modules take (documented once in the memfrag.linux.reclaim_guards fragment).

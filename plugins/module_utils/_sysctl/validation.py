@@ -95,14 +95,6 @@ class Validation(object):
         self.missing = {}  # type: t.Dict[str, str]
 
 
-def parse_kernel_release(text: str) -> t.Optional[Version]:
-    """``6.18.44-fc-v595`` -> (6, 18, 44); None when the text is not a kernel release."""
-    match = re.match(r"\s*(\d+)\.(\d+)(?:\.(\d+))?", text or "")
-    if not match:
-        return None
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
-
-
 def version_text(version: Version) -> str:
     return "%d.%d" % version[:2] if version[2] == 0 else "%d.%d.%d" % version
 
@@ -150,12 +142,6 @@ def normalize_value(key: str, value: t.Any) -> t.Tuple[t.Optional[str], t.Option
             return None, "%s: %r has characters no vm tunable accepts" % (key, value)
         return text, None
     return None, "%s: %r (%s) is not an integer or a string" % (key, value, type(value).__name__)
-
-
-def mem_total_kb(meminfo_text: str) -> t.Optional[int]:
-    """MemTotal in kB from /proc/meminfo text, or None."""
-    match = re.search(r"^MemTotal:\s+(\d+)\s*kB", meminfo_text or "", re.MULTILINE)
-    return int(match.group(1)) if match else None
 
 
 def validate(settings: t.Mapping[t.Any, t.Any], kernel: t.Optional[Version], mem_total: t.Optional[int],

@@ -45,12 +45,6 @@ def test_verdict_without_findings():
                                      "lines": ["OK: no memory fragmentation problem found"]}
 
 
-@pytest.mark.parametrize("value, text", [(0, "0 B"), (1023, "1023 B"), (32768, "32 KiB"), (1536, "1.5 KiB"),
-                                         (3 * 1024 ** 3, "3 GiB"), (5 * 1024 ** 4, "5 TiB"), (5 * 1024 ** 5, "5120 TiB")])
-def test_format_bytes(value, text):
-    assert _findings.format_bytes(value) == text
-
-
 @pytest.mark.parametrize("thresholds, text", [
     ({"unusable_warning": 1.5}, "unusable_warning is a share of memory between 0 and 1, got 1.5"),
     ({"slab_reclaimable_warning": -0.1}, "slab_reclaimable_warning is a share of memory between 0 and 1, got -0.1"),
@@ -71,3 +65,9 @@ def test_thresholds_unset_keys_keep_the_defaults():
     _findings.check_thresholds(unset)
     assert _findings._merged(unset) == _findings.DEFAULT_THRESHOLDS
     assert set(_findings.THRESHOLD_OPTIONS) == set(_findings.DEFAULT_THRESHOLDS)
+
+
+def test_every_kernel_log_kind_has_a_severity_and_a_description():
+    from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
+    assert set(_findings.LOG_SEVERITY) == set(KINDS) == set(DESCRIPTIONS)
+    assert all(_findings.LOG_SEVERITY[kind] in _findings.SEVERITIES for kind in KINDS)

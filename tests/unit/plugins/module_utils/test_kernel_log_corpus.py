@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-from collection_tree import CORPUS_SKIP_REASON, corpus_dir  # noqa: E402
+from ansible_collections.memfrag.linux.tests.collection_tree import CORPUS_SKIP_REASON, corpus_dir
 
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import scan  # noqa: E402
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state  # noqa: E402
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import scan
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state
 
 CORPUS = corpus_dir()
 LOGS = sorted(os.listdir(os.path.join(CORPUS, "logs"))) if CORPUS else []

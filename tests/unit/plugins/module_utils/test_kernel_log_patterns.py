@@ -12,8 +12,9 @@ import time
 import pytest
 import yaml
 
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
-    CONFIRM, FORM_KIND, FORMS, KINDS, NEEDLE_AFTER, NEEDLES, classify_message, iso, parse_prefix, parse_since)
+    CONFIRM, FORM_KIND, FORMS, NEEDLE_AFTER, NEEDLES, classify_message, iso, parse_prefix, parse_since)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import Summary, feed_line_hit
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import LineHit
 

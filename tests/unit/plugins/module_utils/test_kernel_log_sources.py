@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import scan as _kernel_log_scan
 
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import sources as sources
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import sources
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import scan
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state, load_state, save_state
 

@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from collection_tree import corpus_dir
+from ansible_collections.memfrag.linux.tests.collection_tree import corpus_dir
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo, read_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
@@ -106,3 +106,12 @@ def test_read_meminfo_live_kernel():
     fields, warnings = read_meminfo("/proc")
     assert warnings == []
     assert fields["MemTotal"] == total_kb * 1024
+
+
+def test_mem_total_bytes(tmp_path):
+    from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import mem_total_bytes
+    (tmp_path / "meminfo").write_text("MemTotal:       24558784 kB\nMemFree: 1 kB\n")
+    assert mem_total_bytes(str(tmp_path)) == (24558784 * 1024, None)
+    (tmp_path / "meminfo").write_text("MemFree: 1 kB\n")
+    total, why = mem_total_bytes(str(tmp_path))
+    assert total is None and "MemTotal" in why

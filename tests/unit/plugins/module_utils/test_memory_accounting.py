@@ -9,9 +9,10 @@ import os
 import pytest
 import yaml
 
-from collection_tree import corpus_dir
+from ansible_collections.memfrag.linux.tests.collection_tree import corpus_dir
 
-from ansible_collections.memfrag.linux.plugins.module_utils._mm import accounting as accounting
+from ansible_collections.memfrag.linux.plugins.module_utils._facts import meminfo as meminfo_facts
+from ansible_collections.memfrag.linux.plugins.module_utils._mm import accounting
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 
@@ -73,8 +74,8 @@ def test_rss_gap_is_the_ps_case():
     assert result["process_rss_bytes"] == rss
     assert result["rss_gap_bytes"] == 14 * gib - rss
     assert result["unexplained_bytes"] == gib // 4
-    assert result["explanation"].startswith("14.00 GiB of 16.00 GiB is used")
-    assert "reclaimable slab 13.00 GiB" in result["explanation"]
+    assert result["explanation"].startswith("14 GiB of 16 GiB is used")
+    assert "reclaimable slab 13 GiB" in result["explanation"]
     assert "process RSS adds up to only 614.4 MiB" in result["explanation"]
     # kernel memory named in the sentence: both slab parts, not anon
     assert "13.25 GiB of it is kernel memory" in result["explanation"]
@@ -87,15 +88,9 @@ def test_rss_above_used_is_explained_by_sharing():
     assert "more than used" in result["explanation"]
 
 
-@pytest.mark.parametrize("value, text", [(0, "0 KiB"), (1536, "1 KiB"), (5 * (1 << 20), "5.0 MiB"),
-                                         (3 * (1 << 30) // 2, "1.50 GiB"), (-2048, "-2 KiB"), (None, "unknown")])
-def test_human_bytes(value, text):
-    assert accounting.human_bytes(value) == text
-
-
 def test_gather_slab_heavy_fixture(fixtures_dir):
     root = os.path.join(fixtures_dir, "proc", "meminfo-slab-heavy")
-    facts, warnings = accounting.gather(root, 4096, top=2)
+    facts, warnings = meminfo_facts.gather(root, 4096, top=2)
     assert warnings == []
     assert facts["sources"] == {"meminfo": "ok", "slabinfo": "ok", "pid/statm": "ok"}
     slab = facts["slab"]
@@ -117,7 +112,7 @@ def test_gather_slab_heavy_fixture(fixtures_dir):
 
 def test_gather_old_kernel_fixture_warns_and_still_accounts(fixtures_dir):
     root = os.path.join(fixtures_dir, "proc", "meminfo-2.6-slab-only")
-    facts, warnings = accounting.gather(root, 4096)
+    facts, warnings = meminfo_facts.gather(root, 4096)
     assert facts["sources"] == {"meminfo": "ok", "slabinfo": "missing", "pid/statm": "missing"}
     assert len(warnings) == 2
     assert "slabinfo: does not exist" in warnings[0]
@@ -133,7 +128,7 @@ def test_gather_old_kernel_fixture_warns_and_still_accounts(fixtures_dir):
 
 def test_gather_subsets_skip_sources(fixtures_dir):
     root = os.path.join(fixtures_dir, "proc", "meminfo-slab-heavy")
-    facts, warnings = accounting.gather(root, 4096, subsets=["meminfo"])
+    facts, warnings = meminfo_facts.gather(root, 4096, gather_subset=["meminfo"])
     assert warnings == []
     assert facts["sources"] == {"meminfo": "ok", "slabinfo": "skipped", "pid/statm": "skipped"}
     assert facts["processes"] is None and facts["slab"]["top_caches"] == []
@@ -143,19 +138,19 @@ def test_gather_malformed_slabinfo_is_a_warning(tmp_path, fixtures_dir):
     with open(os.path.join(fixtures_dir, "proc", "meminfo-slab-heavy", "meminfo")) as handle:
         (tmp_path / "meminfo").write_text(handle.read())
     (tmp_path / "slabinfo").write_text("slabinfo - version: 2.1\ndentry 1 2\n")
-    facts, warnings = accounting.gather(str(tmp_path), 4096)
+    facts, warnings = meminfo_facts.gather(str(tmp_path), 4096)
     assert facts["sources"]["slabinfo"].startswith("unreadable: %s line 2: " % (tmp_path / "slabinfo"))
     assert any("slab caches not listed" in warning for warning in warnings)
 
 
 def test_gather_malformed_meminfo_raises(fixtures_dir):
     with pytest.raises(ProcFileError) as info:
-        accounting.gather(os.path.join(fixtures_dir, "proc", "meminfo-malformed"), 4096)
+        meminfo_facts.gather(os.path.join(fixtures_dir, "proc", "meminfo-malformed"), 4096)
     assert info.value.line_number == 6
 
 
 def test_gather_live_kernel():
-    facts, _warnings = accounting.gather("/proc", os.sysconf("SC_PAGE_SIZE"))
+    facts, _warnings = meminfo_facts.gather("/proc", os.sysconf("SC_PAGE_SIZE"))
     acc = facts["accounting"]
     assert acc["used_bytes"] == acc["explained_bytes"] + acc["unexplained_bytes"]
     assert facts["processes"]["count"] > 1 and acc["process_rss_bytes"] == facts["processes"]["rss_bytes"]
@@ -164,5 +159,21 @@ def test_gather_live_kernel():
 
 def test_negative_top_is_refused_before_reading():
     with pytest.raises(ValueError) as info:
-        accounting.gather("/nonexistent-proc-root", 4096, top=-1)
+        meminfo_facts.gather("/nonexistent-proc-root", 4096, top=-1)
     assert str(info.value) == "top_slab_caches must be 0 or more, got -1"
+
+
+@pytest.mark.parametrize("subset, wanted", [
+    (["all"], ["slabinfo", "processes"]), (["meminfo"], []), (["!processes"], ["slabinfo"]),
+    (["all", "!slabinfo"], ["processes"]), (["processes"], ["processes"]), (["!all"], []),
+])
+def test_gather_subset_is_the_setup_grammar(subset, wanted):
+    from ansible_collections.memfrag.linux.plugins.module_utils._facts.subsets import resolve_subsets
+    assert resolve_subsets(subset, "meminfo", meminfo_facts.OPTIONAL_SUBSETS) == wanted
+
+
+@pytest.mark.parametrize("subset, message", [(["!meminfo"], "meminfo is always gathered"),
+                                             (["zoneinfo"], "unknown gather_subset 'zoneinfo'")])
+def test_gather_subset_refusals(subset, message):
+    with pytest.raises(ValueError, match=message):
+        meminfo_facts.gather("/nonexistent-proc-root", 4096, gather_subset=subset)

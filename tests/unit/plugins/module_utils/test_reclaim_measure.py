@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim import measure as measure
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim import measure
 
 TREE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "reclaim", "fragmented", "proc")
 

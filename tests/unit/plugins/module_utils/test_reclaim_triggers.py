@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim import triggers as triggers
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim import triggers
 
 
 def test_compact_paths_all_and_nodes(tmp_path):

@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from collection_tree import corpus_dir
+from ansible_collections.memfrag.linux.tests.collection_tree import corpus_dir
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.slabinfo import (

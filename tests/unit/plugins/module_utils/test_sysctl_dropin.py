@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import (
-    HEADER, dotted_key, is_managed, key_path, parse_sysctl_conf, plan_dropin)
+    HEADER, dotted_key, is_managed, key_path, logical_lines, parse_line, parse_sysctl_conf, plan_dropin)
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import TRIGGERS
 
 CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_dropin.yml")
@@ -63,3 +63,37 @@ def test_parse_flags():
 def test_foreign_file_is_not_managed():
     assert not is_managed("vm.swappiness = 10\n")
     assert not is_managed(None)
+
+
+@pytest.mark.parametrize("text,systemd,procps", [
+    # (line number, text) each applier parses; systemd ends lines at \r and NUL too, procps only at \n.
+    ("a = 1\nb = 2\n", [(1, "a = 1"), (2, "b = 2")], [(1, "a = 1\n"), (2, "b = 2\n")]),
+    ("a = 1\r\nb = 2", [(1, "a = 1"), (2, "b = 2")], [(1, "a = 1\r\n"), (2, "b = 2")]),
+    ("# x\rb = 2\n", [(1, "# x"), (1, "b = 2")], [(1, "# x\rb = 2\n")]),
+    ("a = 1\x00b = 2\n", [(1, "a = 1"), (1, "b = 2")], [(1, "a = 1")]),
+    ("# x\fb = 2\u2028c\x85d\n", [(1, "# x\fb = 2\u2028c\x85d")], [(1, "# x\fb = 2\u2028c\x85d\n")]),
+    ("\n\nx\n", [(1, ""), (2, ""), (3, "x")], [(3, "x\n")]),
+])
+def test_logical_lines(text, systemd, procps):
+    assert logical_lines(text, "systemd") == systemd
+    assert logical_lines(text, "procps") == procps
+
+
+@pytest.mark.parametrize("line,applier,target,value,exclude", [
+    ("vm//min_free_kbytes = 5", "systemd", "vm/min_free_kbytes", "5", False),
+    ("vm//min_free_kbytes = 5\n", "procps", "vm/min_free_kbytes", "5", False),
+    ("vm..swappiness = 5", "systemd", "vm/swappiness", "5", False),
+    ("vm.swappiness. = 5", "systemd", "vm/swappiness", "5", False),
+    ("vm.swappiness. = 5\n", "procps", None, "5", False),
+    ("vm/../vm/swappiness = 5", "systemd", None, "5", False),
+    ("vm/../vm/swappiness = 5\n", "procps", "vm/swappiness", "5", False),
+    ("- vm.swappiness\n", "procps", " vm/swappiness", None, True),
+    ("- vm.swappiness", "systemd", "vm/swappiness", None, True),
+    ("--vm.swappiness = 1\n", "procps", "vm/swappiness", "1", False),
+    ("\fvm.swappiness = 1\v\n", "procps", "vm/swappiness", "1", False),
+    ("\fvm.swappiness = 1\v", "systemd", "\fvm/swappiness", "1\v", False),
+    ("vm.min_free_kbytes = 65536 # keep", "systemd", "vm/min_free_kbytes", "65536 # keep", False),
+])
+def test_parse_line_per_applier(line, applier, target, value, exclude):
+    parsed = parse_line(1, line, applier)
+    assert (parsed.target, parsed.value, parsed.exclude) == (target, value, exclude)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import (
-    analyse, collect, overrides, shadow_of, values_equal)
+    analyse, collect, overrides, resolve_in_root, shadow_of, values_equal)
 
 CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_precedence.yml")
 with open(CASES_FILE) as _handle:
@@ -18,6 +18,8 @@ with open(CASES_FILE) as _handle:
 
 
 def build_tree(root, case):
+    for path in case.get("dirs") or []:
+        os.makedirs(os.path.join(str(root), path.lstrip("/")))
     for path, text in (case.get("files") or {}).items():
         full = os.path.join(str(root), path.lstrip("/"))
         os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -39,10 +41,15 @@ def test_precedence_case(tmp_path, case):
         got = result[key]
         assert (got["file"], got["value"]) == (sd_file, sd_value), key
         assert (got["procps"]["file"], got["procps"]["value"]) == (pp_file, pp_value), key
+        excluded = (case.get("excluded") or {}).get(key)
+        assert got["excluded_by"] == (dict(file=excluded[0], line=excluded[1]) if excluded else None), key
     shadowed = dict((s["path"], s["by"]) for s in boot.shadowed)
     assert shadowed == (case.get("shadowed") or {})
     assert sorted(boot.masked) == sorted(case.get("masked") or [])
-    assert boot.warnings == []
+    expected_warnings = case.get("warnings") or []
+    assert len(boot.warnings) == len(expected_warnings)
+    for fragment, warning in zip(expected_warnings, boot.warnings):
+        assert fragment in warning
 
 
 def test_overlay_is_evaluated_before_anything_is_written(tmp_path):
@@ -62,7 +69,7 @@ def test_overlay_is_evaluated_before_anything_is_written(tmp_path):
 def test_overrides_name_the_winning_file_and_split_same_value(tmp_path):
     root = build_tree(tmp_path, {"files": {
         "/etc/sysctl.d/60-memfrag.conf": "vm.swappiness = 10\nvm.vfs_cache_pressure = 200\n",
-        "/etc/sysctl.d/90-late.conf": "vm.swappiness = 60\nvm.vfs_cache_pressure = 0200\n",
+        "/etc/sysctl.d/90-late.conf": "vm.swappiness = 60\nvm.vfs_cache_pressure = 200 # same as ours\n",
     }})
     precedence = analyse(collect(root), ["vm.swappiness", "vm.vfs_cache_pressure"])
     conflicting, redundant = overrides(precedence, "/etc/sysctl.d/60-memfrag.conf",
@@ -82,19 +89,48 @@ def test_shadowed_dropin_is_reported(tmp_path):
     assert conflicting and "would not set vm.swappiness" in conflicting[0]
 
 
-def test_link_escaping_the_root_is_not_followed(tmp_path):
+def test_links_resolve_inside_the_root_and_never_leave_it(tmp_path):
     outside = tmp_path / "outside.conf"
     outside.write_text("vm.swappiness = 99\n")
     root = tmp_path / "root"
-    build_tree(root, {"links": {"/etc/sysctl.d/70-escape.conf": str(outside)}})
+    build_tree(root, {"files": {"/etc/site.conf": "vm.swappiness = 30\n"},
+                      "links": {"/etc/sysctl.d/70-escape.conf": str(outside),
+                                "/etc/sysctl.d/71-up.conf": "../../../../../../../etc/site.conf",
+                                "/etc/sysctl.d/72-loop.conf": "72-loop.conf"}})
     boot = collect(str(root))
-    assert analyse(boot, ["vm.swappiness"])["vm.swappiness"]["file"] is None
-    assert any("70-escape.conf" in w and "outside" in w for w in boot.warnings)
+    # The absolute target is looked up under root, where it does not exist: the link is dangling
+    # there, as in the booted image. The climbing relative link stops at root and finds /etc/site.conf.
+    entry = analyse(boot, ["vm.swappiness"])["vm.swappiness"]
+    assert (entry["file"], entry["value"]) == ("/etc/sysctl.d/71-up.conf", "30")
+    assert [a["value"] for a in entry["assignments"]] == ["30"]
+    assert resolve_in_root(str(root), "/etc/sysctl.d/72-loop.conf") is None
+    assert resolve_in_root(str(root), "/etc/sysctl.d/71-up.conf") == os.path.join(str(root), "etc", "site.conf")
+
+
+def test_later_exclusion_is_a_conflict_for_systemd_only(tmp_path):
+    root = build_tree(tmp_path, {"files": {"/etc/sysctl.d/60-memfrag.conf": "vm.swappiness = 10\n",
+                                           "/etc/sysctl.d/90-local.conf": "-vm.swappiness\n"}})
+    precedence = analyse(collect(root), ["vm.swappiness"])
+    conflicting, redundant = overrides(precedence, "/etc/sysctl.d/60-memfrag.conf", {"vm.swappiness": "10"})
+    assert redundant == []
+    assert len(conflicting) == 1
+    assert "-vm.swappiness in /etc/sysctl.d/90-local.conf line 1" in conflicting[0]
+    assert "systemd-sysctl does not set it at boot" in conflicting[0]
+
+
+def test_fifo_is_never_opened(tmp_path):
+    root = build_tree(tmp_path, {"files": {"/etc/sysctl.d/60-memfrag.conf": "vm.swappiness = 10\n"}})
+    os.mkfifo(os.path.join(root, "etc", "sysctl.d", "70-fifo.conf"))
+    boot = collect(root)
+    assert any("70-fifo.conf" in w and "not a regular file" in w for w in boot.warnings)
+    assert analyse(boot, ["vm.swappiness"])["vm.swappiness"]["value"] == "10"
 
 
 @pytest.mark.parametrize("left,right,equal", [
-    ("100", "100", True), ("0100", "100", True), ("256\t256  32", "256 256 32", True),
-    ("1 2", "1 2 3", False), ("abc", "abd", False), (None, None, True), ("1", None, False),
+    ("100", "100", True), ("0100", "64", True), ("0x40", "64", True), ("0100", "100", False),
+    ("65536 # keep", "65536", True), ("65536#keep", "65536", False), ("256\t256  32", "256 256 32", True),
+    ("1 2", "1 2 3", False), ("abc", "abd", False), ("abc", " abc ", True), (None, None, True), ("1", None, False),
+    ("-1", "-1", True), ("08", "8", False),
 ])
 def test_values_equal(left, right, equal):
     assert values_equal(left, right) is equal

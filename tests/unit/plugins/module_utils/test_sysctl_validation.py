@@ -9,8 +9,9 @@ import os
 import pytest
 import yaml
 
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release import parse_release as parse_kernel_release
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.validation import (
-    mem_total_kb, parse_kernel_release, range_for, read_runtime, runtime_has, validate, write_runtime)
+    range_for, read_runtime, runtime_has, validate, write_runtime)
 
 CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_validation.yml")
 with open(CASES_FILE) as _handle:
@@ -47,11 +48,6 @@ def test_unknown_kernel_uses_newest_range():
     assert range_for("vm.watermark_scale_factor", None).maximum == 3000
     assert range_for("vm.watermark_scale_factor", (4, 19, 0)).maximum == 1000
     assert range_for("vm.not_in_table", (6, 1, 0)) is None
-
-
-def test_mem_total_kb():
-    assert mem_total_kb("MemTotal:       24558784 kB\nMemFree: 1 kB\n") == 24558784
-    assert mem_total_kb("MemFree: 1 kB\n") is None
 
 
 def _proc(tmp_path, values):

@@ -8,7 +8,7 @@ import os
 
 import pytest
 import yaml
-from collection_tree import corpus_params
+from ansible_collections.memfrag.linux.tests.collection_tree import corpus_params
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import ERA_LEGACY, ERA_MODERN, era_of_zoneinfo_layout
