@@ -14,6 +14,7 @@ import os
 import typing as t
 
 from ansible import constants as C
+from ansible import context
 from ansible.errors import AnsibleFilterError
 
 
@@ -23,6 +24,10 @@ def _default_sources() -> t.Optional[t.List[str]]:
     if origin != "default":
         return None
     return [str(source) for source in (value or [])]
+
+
+def _syntax_check() -> bool:
+    return bool(context.CLIARGS.get("syntax"))
 
 
 def _is_path(source: str) -> bool:
@@ -47,6 +52,9 @@ def target_hosts(requested: t.Any, groups: t.Any, inventory_sources: t.Any, impl
     if not isinstance(groups, dict):
         raise AnsibleFilterError("target_hosts: groups must be the groups magic variable, got %s" % type(groups).__name__)
     sources = _sources(inventory_sources)
+    if _syntax_check():
+        # ansible-playbook --syntax-check (and ansible-lint) templates hosts too but runs nothing: no inventory needed.
+        return requested if requested not in (None, "") else "all"
     default = _default_sources()
     given = not (default is not None and sources == default)
     inventory_hosts = list(groups.get("all") or [])

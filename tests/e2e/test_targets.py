@@ -112,6 +112,12 @@ def test_changing_playbooks_play_on_localhost_when_named(run_playbook, no_defaul
     assert listed_hosts(run) == [["localhost"]]
 
 
+@pytest.mark.parametrize("playbook", CHANGING)
+def test_syntax_check_needs_no_inventory(run_playbook, no_default_inventory, playbook):
+    run = run_playbook(playbook_path(playbook), inventory=False, args=("--syntax-check",))
+    assert run.rc == 0, run.stderr[-3000:]
+
+
 @pytest.mark.parametrize("playbook", READ_ONLY)
 def test_read_only_playbooks_fall_back_to_localhost_without_inventory(run_playbook, no_default_inventory, playbook):
     run = run_playbook(playbook_path(playbook), inventory=False, args=("--list-hosts",))

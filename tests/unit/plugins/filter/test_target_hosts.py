@@ -17,8 +17,16 @@ REAL_DEFAULT_SOURCES = plugin._default_sources
 
 @pytest.fixture(autouse=True)
 def default_inventory(monkeypatch):
-    """Ansible's default inventory is DEFAULT, not configured anywhere, and absent."""
+    """Ansible's default inventory is DEFAULT, not configured anywhere, and absent; not a syntax check."""
     monkeypatch.setattr(plugin, "_default_sources", lambda: list(DEFAULT))
+    monkeypatch.setattr(plugin, "_syntax_check", lambda: False)
+
+
+def test_syntax_check_needs_no_inventory(monkeypatch):
+    """ansible-playbook --syntax-check and ansible-lint template hosts but run nothing."""
+    monkeypatch.setattr(plugin, "_syntax_check", lambda: True)
+    assert target(None, NO_HOSTS, DEFAULT, playbook="tune") == "all"
+    assert target("web", NO_HOSTS, ["/nonexistent/inventory"]) == "web"
 
 
 def target(requested, groups, sources, **kwargs):
