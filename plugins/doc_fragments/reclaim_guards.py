@@ -4,7 +4,7 @@
 
 
 class ModuleDocFragment(object):
-    # Guard options shared by memfrag.linux.compact_memory and memfrag.linux.drop_caches.
+    # Guard options shared by memfrag.linux.compact_memory, memfrag.linux.drop_caches and memfrag.linux.reclaim_memory.
     DOCUMENTATION = r"""
 options:
   cooldown:

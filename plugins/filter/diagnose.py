@@ -14,9 +14,11 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import check_thresholds, host_findings, verdict
 
 
-def findings(buddyinfo, meminfo=None, log_scan=None, thresholds=None):
+def findings(buddyinfo, meminfo=None, log_scan=None, thresholds=None, host=None):
     if buddyinfo is not None and not isinstance(buddyinfo, dict):
         raise AnsibleFilterError("findings: expected the memfrag_buddyinfo facts (a dict), got %s" % type(buddyinfo).__name__)
+    if host is not None and not isinstance(host, str):
+        raise AnsibleFilterError("findings: host must be a string (an inventory name), got %s" % type(host).__name__)
     for name, value in (("meminfo", meminfo), ("log_scan", log_scan), ("thresholds", thresholds)):
         if value is not None and not isinstance(value, dict):
             raise AnsibleFilterError("findings: %s must be a dict, got %s" % (name, type(value).__name__))
@@ -25,7 +27,7 @@ def findings(buddyinfo, meminfo=None, log_scan=None, thresholds=None):
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError("findings: %s" % exc)
     try:
-        return host_findings(buddyinfo, meminfo, log_scan, thresholds)
+        return host_findings(buddyinfo, meminfo, log_scan, thresholds, host)
     except (TypeError, ValueError, KeyError) as exc:
         raise AnsibleFilterError("findings: facts are not in the shape memfrag.linux modules return: %s" % exc)
 

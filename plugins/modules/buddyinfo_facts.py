@@ -18,7 +18,7 @@ description:
     order, and the kernel's own fragmentation measures from C(mm/vmstat.c) per order
     (C(unusable_free_index) and C(__fragmentation_index), divided by 1000 as debugfs prints them).
   - With zoneinfo it adds the zone's watermarks, sizes and lowmem reserves, and an approximation of
-    the kernel's C(__zone_watermark_ok()) per order (see RV(ansible_facts.memfrag_buddyinfo.zones)
+    the kernel's C(__zone_watermark_ok) check per order (see RV(ansible_facts.memfrag_buddyinfo.zones)
     C(watermark_ok)).
   - The number of orders is learned from the file (11 on x86_64, 14 on arm64 with 64K pages, 9 on
     ppc64). Mail-wrapped lines, counts wider than the kernel's 6 columns, single-spaced
@@ -38,6 +38,9 @@ options:
         tree (a sosreport from an arm64 64K-page host, say) it is inferred from C(meminfo) C(MemTotal)
         divided by the sum of zoneinfo C(managed) pages when both are there and agree with a
         common page size, else the running host's.
+      - When it falls back to the running host's and the number of orders in buddyinfo is not what
+        a default kernel with that page size has (14 orders are arm64 with 64 KiB pages, 11 most 4 KiB
+        kernels), a warning says which page sizes fit.
     type: int
   gather_subset:
     description:
@@ -248,7 +251,7 @@ ansible_facts:
                   reserves, not movable) of that order would pass this zone's C(min) watermark check now,
                   i.e. be served without direct reclaim or compaction. false means the allocation must
                   reclaim or compact first (a stall) or fail; for the whole node see C(nodes).
-                - An approximation of C(__zone_watermark_ok()) from the numbers C(/proc) exposes, using the
+                - An approximation of the kernel's C(__zone_watermark_ok) check from the numbers C(/proc) exposes, using the
                   kernel-era algorithm in C(watermark_check.algorithm) - C(2.6-4.3) (free pages in blocks below
                   the order stop counting, the bar halves per order) or C(4.4+) (order-0 watermark, then any
                   free block of the order or above on the Unmovable, Movable or Reclaimable lists).

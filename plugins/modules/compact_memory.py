@@ -28,6 +28,11 @@ options:
     type: list
     elements: str
     default: [all]
+  orders:
+    description: Orders at or above which RV(summary) reports the change in free memory.
+    type: list
+    elements: int
+    default: [4, 9]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - memfrag.linux.proc_root
@@ -81,7 +86,7 @@ msg:
   returned: always
   type: str
 summary:
-  description: One line with the elapsed time and how free memory at order >= 4 and order >= 9 changed.
+  description: One line with the elapsed time and how free memory at or above each of O(orders) changed.
   returned: always
   type: str
   sample: "compact_memory in 0.04s: order>=4 free 3106 MiB -> 3420 MiB (+314 MiB), order>=9 free 3062 MiB -> 3300 MiB (+238 MiB),
@@ -161,7 +166,7 @@ kernel_counters:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import page_size_of_host
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import GUARD_ARGUMENT_SPEC, Request, run
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import GUARD_ARGUMENT_SPEC, Request, check_options, run
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.triggers import TriggerError, compact_paths
 
 
@@ -170,12 +175,14 @@ def main():
         argument_spec=dict(
             GUARD_ARGUMENT_SPEC,
             nodes=dict(type="list", elements="str", default=["all"]),
+            orders=dict(type="list", elements="int", default=[4, 9]),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    if params["cooldown"] < 0:
-        module.fail_json(msg="cooldown must be 0 or more seconds")
+    problem = check_options(params)
+    if problem:
+        module.fail_json(msg=problem)
     try:
         paths = compact_paths(params["proc_root"], params["sys_root"], params["nodes"])
     except TriggerError as exc:
@@ -185,7 +192,8 @@ def main():
         action="compact_memory", targets=[(path, "1") for path in paths], proc_root=params["proc_root"],
         lock_dir=params["lock_dir"], state_dir=params["state_dir"], audit_log=params["audit_log"],
         cooldown=params["cooldown"], check_mode=module.check_mode,
-        page_size=params["page_size"] or page_size_of_host(), what=what, measure_counters=True))
+        page_size=params["page_size"] or page_size_of_host(), what=what, measure_counters=True,
+        orders=params["orders"]))
     warnings = result.pop("warnings")
     for warning in warnings:
         module.warn(warning)

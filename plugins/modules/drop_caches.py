@@ -44,6 +44,11 @@ options:
       - The default, 256 MiB, is a few seconds of writeback on ordinary disks.
     type: int
     default: 256
+  orders:
+    description: Orders at or above which RV(summary) reports the change in free memory.
+    type: list
+    elements: int
+    default: [4, 9]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - memfrag.linux.proc_root
@@ -91,7 +96,7 @@ msg:
   returned: always
   type: str
 summary:
-  description: One line with the elapsed time, free memory at order >= 4 and >= 9, and Cached/SReclaimable, before -> after.
+  description: One line with the elapsed time, free memory at or above each of O(orders), and Cached/SReclaimable, before -> after.
   returned: always
   type: str
   sample: "drop_caches 1 in 0.46s: order>=4 free 4322 MiB -> 5671 MiB (+1349 MiB), order>=9 free 4108 MiB -> 4362 MiB (+254 MiB), Cached 2100 MiB -> 310 MiB"
@@ -152,7 +157,7 @@ after:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import page_size_of_host
 from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import GUARD_ARGUMENT_SPEC, Request, run
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import GUARD_ARGUMENT_SPEC, Request, check_options, run
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.triggers import DROP_LEVELS, TriggerError, drop_caches_path
 
 
@@ -164,13 +169,14 @@ def main():
             sync=dict(type="bool", default=True),
             sync_timeout=dict(type="int", default=60),
             max_dirty_mb=dict(type="int", default=256),
+            orders=dict(type="list", elements="int", default=[4, 9]),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    for name in ("cooldown", "sync_timeout", "max_dirty_mb"):
-        if params[name] < 0:
-            module.fail_json(msg="%s must be 0 or more" % name)
+    problem = check_options(params, counts=("sync_timeout", "max_dirty_mb"))
+    if problem:
+        module.fail_json(msg=problem)
     try:
         path = drop_caches_path(params["proc_root"])
     except TriggerError as exc:
@@ -182,7 +188,7 @@ def main():
         cooldown=params["cooldown"], check_mode=module.check_mode,
         page_size=params["page_size"] or page_size_of_host(), what="drop_caches %s" % value,
         measure_meminfo=True, sync=params["sync"], sync_timeout=params["sync_timeout"],
-        max_dirty_bytes=params["max_dirty_mb"] * MIB))
+        max_dirty_bytes=params["max_dirty_mb"] * MIB, orders=params["orders"]))
     for warning in result.pop("warnings"):
         module.warn(warning)
     if result.pop("failed"):

@@ -24,18 +24,38 @@ options:
       - Also set C(memfrag_findings), C(memfrag_verdict) and C(memfrag_log_counts) (see RV(ansible_facts)).
     type: bool
     default: false
+  host:
+    description:
+      - With O(judge=true), the host's inventory name, used in the C(remedy) of each finding
+        (C(ansible-playbook memfrag.linux.reclaim --limit HOST ...)); shell-quoted there. Unset prints C(HOST).
+    type: str
+  thresholds_from:
+    description:
+      - Prefix of the variables the O(thresholds) came from, so that a bad value is reported under the name the user
+        typed. The C(memfrag.linux.diagnose) role passes V(diagnose_), so C(-e diagnose_order=abc) fails naming
+        C(diagnose_order). Unset, the message names the option, as in C(thresholds - threshold order ...).
+    type: str
+  fail_on:
+    description:
+      - With O(judge=true), fail the module run (after judging) when the verdict is at or above this severity, with the
+        verdict and its remedies as the message, so that C(ansible-playbook) exits non-zero for cron, CI or monitoring.
+      - V(none) never fails for the verdict. A failed run sets no facts.
+    type: str
+    choices: [none, warning, critical]
+    default: none
   thresholds:
     description:
       - With O(judge=true), overrides of the judging defaults, as in the P(memfrag.linux.findings#filter) filter's
         C(thresholds). An option left unset keeps its default.
-      - Out-of-range values (a share outside 0-1, a negative order or size, O(thresholds.unusable_warning) above
-        O(thresholds.unusable_critical)) fail the module.
+      - Orders and sizes are integers, shares numbers between 0 and 1 (given as numbers or numeric strings). A value of
+        the wrong kind or out of range (a share outside 0-1, a negative order or size, O(thresholds.unusable_warning)
+        above O(thresholds.unusable_critical)) fails the module with a message naming it (see O(thresholds_from)).
     type: dict
     default: {}
     suboptions:
       order:
-        description: The allocation order that matters (default 4, 64 KiB with 4 KiB pages).
-        type: int
+        description: The allocation order that matters, an integer (default 4, 64 KiB with 4 KiB pages).
+        type: raw
       zones:
         description: Zones that are judged (default DMA32, Normal, Movable, HighMem).
         type: list
@@ -43,22 +63,22 @@ options:
         choices: [DMA, DMA32, Normal, HighMem, Movable, Device]
       min_zone_mb:
         description: Zones with less managed memory than this are left out (default 256).
-        type: int
+        type: raw
       unusable_warning:
         description: Unusable free index at O(thresholds.order) (0-1) from which a zone gets a warning (default 0.75).
-        type: float
+        type: raw
       unusable_critical:
         description: Unusable free index at O(thresholds.order) (0-1) from which a zone is critical (default 0.95).
-        type: float
+        type: raw
       min_high_order_free_mb:
         description: A zone with less free memory than this in blocks of order >= O(thresholds.order) gets a warning (default 64).
-        type: int
+        type: raw
       unexplained_warning:
         description: Share of RAM used but explained by no counter from which a warning is given (default 0.10).
-        type: float
+        type: raw
       slab_reclaimable_warning:
         description: Share of RAM in reclaimable slab from which a warning is given (default 0.25).
-        type: float
+        type: raw
   log_scan:
     description:
       - With O(judge=true), the C(counts), C(first_seen) and C(last_seen) of a M(memfrag.linux.kernel_log_scan) result,
@@ -171,7 +191,8 @@ ansible_facts:
     memfrag_findings:
       description:
         - Plain-language findings, most severe first, each with C(severity) (critical, warning or info), C(code),
-          C(message), C(numbers) and, for zone findings, C(node) and C(zone).
+          C(message), C(numbers), for zone findings C(node) and C(zone), and for warning and critical findings a
+          C(remedy): what to run on this host, with its values, and why it helps.
       returned: with O(judge=true)
       type: list
       elements: dict
@@ -182,11 +203,18 @@ ansible_facts:
           node: 0
           zone: Normal
           numbers: {order: 4, free_bytes: 277405696, free_bytes_at_or_above_order: 0}
+          remedy: "now: ansible-playbook memfrag.linux.reclaim --limit web1 -e reclaim_target_order=4 (compacts first, ..."
     memfrag_verdict:
-      description: The worst severity (critical, warning or ok), a one-line C(summary) and C(counts) per severity.
+      description:
+        - The worst severity (critical, warning or ok), a one-line C(summary), C(counts) per severity, C(lines) (what
+          the diagnose role prints: the verdict line, then each finding followed by its remedy) and C(remedies) (each
+          distinct remedy once, most severe finding first).
       returned: with O(judge=true)
       type: dict
-      sample: {severity: critical, summary: "Normal zone node 0: no free block of order >= 4", counts: {critical: 1, warning: 0, info: 2}}
+      sample: {severity: critical, summary: "Normal zone node 0: no free block of order >= 4", counts: {critical: 1, warning: 0, info: 2},
+               lines: ["CRITICAL: Normal zone node 0: no free block of order >= 4", "critical: Normal zone node 0: ...",
+                       "  remedy: now: ansible-playbook memfrag.linux.reclaim --limit web1 ..."],
+               remedies: ["now: ansible-playbook memfrag.linux.reclaim --limit web1 ..."]}
     memfrag_log_counts:
       description:
         - The C(counts), C(first_seen) and C(last_seen) of O(log_scan) or of the O(kernel_log) scan, or null when
@@ -203,11 +231,12 @@ kernel_log_scan:
            skipped_sources: [journal], since: "2024-03-01T08:00:00+00:00"}
 """
 
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo import gather as gather_buddyinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import THRESHOLD_OPTIONS, check_thresholds, host_findings, verdict
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import THRESHOLD_OPTIONS, check_thresholds, fails, host_findings, verdict
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
@@ -222,6 +251,9 @@ def main():
             meminfo_subset=dict(type="list", elements="str", default=["all"]),
             top_slab_caches=dict(type="int", default=10),
             judge=dict(type="bool", default=False),
+            host=dict(type="str"),
+            fail_on=dict(type="str", default="none", choices=["none", "warning", "critical"]),
+            thresholds_from=dict(type="str"),
             thresholds=dict(type="dict", default={}, options=THRESHOLD_OPTIONS),
             log_scan=dict(type="dict"),
             kernel_log=dict(type="dict", options=SCAN_OPTIONS),
@@ -237,6 +269,10 @@ def main():
     try:
         check_thresholds(params["thresholds"])
     except ValueError as exc:
+        prefix = params["thresholds_from"]
+        if prefix:
+            # "threshold order must be ..." -> "diagnose_order must be ...": the name the user typed.
+            module.fail_json(msg=re.sub(r"\bthreshold (\w+)", lambda m: prefix + m.group(1), str(exc)))
         module.fail_json(msg="thresholds: %s" % exc)
     try:
         buddyinfo, warnings = gather_buddyinfo(params["proc_root"], page_size, params["buddyinfo_subset"])
@@ -268,10 +304,13 @@ def main():
         if log_scan is not None:
             log_scan = dict((key, log_scan.get(key) or {}) for key in ("counts", "first_seen", "last_seen"))
         try:
-            findings = host_findings(buddyinfo, meminfo, log_scan, params["thresholds"])
+            findings = host_findings(buddyinfo, meminfo, log_scan, params["thresholds"], params["host"])
         except (TypeError, ValueError, KeyError) as exc:
             module.fail_json(msg="cannot judge the host with thresholds %r and log_scan counts: %s" % (params["thresholds"], exc))
-        facts.update(memfrag_findings=findings, memfrag_verdict=verdict(findings), memfrag_log_counts=log_scan)
+        host_verdict = verdict(findings)
+        facts.update(memfrag_findings=findings, memfrag_verdict=host_verdict, memfrag_log_counts=log_scan)
+        if fails(host_verdict["severity"], params["fail_on"]):
+            module.fail_json(msg="\n".join(host_verdict["lines"]), verdict=host_verdict, findings=findings, **result)
     module.exit_json(changed=False, ansible_facts=facts, **result)
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import stat
@@ -83,7 +84,20 @@ def test_read_only_trigger(run_playbook, root):
 
 
 def test_invalid_options(run_playbook, root):
-    result = run_playbook(one_task("compact_memory", dict(guard_args(root), cooldown=-1))).task_result("run")
-    assert result["failed"] is True and "cooldown must be 0 or more" in result["msg"]
-    result = run_playbook(one_task("compact_memory", dict(guard_args(root), nodes=["zero"]))).task_result("run")
-    assert result["failed"] is True and result["refused"] == "rejected"
+    """Each refused before anything is measured or written (issue 10: '²'.isdigit() is true, page_size -4096 was
+    accepted)."""
+    cases = [({"cooldown": -1}, "cooldown must be between 0"),
+             ({"nodes": ["zero"]}, "nodes must be [all] or a list of NUMA node ids"),
+             ({"nodes": ["\u00b2"]}, "nodes must be [all] or a list of NUMA node ids"),
+             ({"page_size": -4096}, "page_size must be a power of two")]
+    tasks = "".join("""
+    - name: case %d
+      memfrag.linux.compact_memory: %s
+      ignore_errors: true
+""" % (index, json.dumps(dict(guard_args(root), **args))) for index, (args, dummy) in enumerate(cases))
+    run = run_playbook("- hosts: localhost\n  gather_facts: false\n  tasks:" + tasks)
+    for index, (dummy, message) in enumerate(cases):
+        result = run.task_result("case %d" % index)
+        assert result["failed"] is True and message in result["msg"], result
+    assert (root / "proc/sys/vm/compact_memory").read_text() == ""
+    assert not (root / "var").exists()

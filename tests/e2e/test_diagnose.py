@@ -39,7 +39,7 @@ def test_diagnose_live_host(run_playbook):
         JUDGE, "Show the verdict and findings of every host"]
     shown = run.task_result("Show the verdict and findings of every host")["msg"]
     assert shown["localhost"][0].startswith(verdict["severity"].upper() + ": ")
-    assert len(shown["localhost"]) == len(findings) + 1
+    assert len(shown["localhost"]) == len(findings) + 1 + len([f for f in findings if f.get("remedy")])
 
 
 def test_diagnose_capture_of_fragmented_host(run_playbook, fixtures_dir):
@@ -64,6 +64,39 @@ def test_diagnose_capture_of_fragmented_host(run_playbook, fixtures_dir):
     verdict = _facts(run, JUDGE)["memfrag_verdict"]
     assert verdict["severity"] == "critical"
     assert verdict["counts"]["critical"] == 3
+    # Every warning and critical finding says what to do on this host; the verdict prints it under the finding.
+    for finding in findings:
+        assert bool(finding.get("remedy")) == (finding["severity"] in ("warning", "critical")), finding
+    assert by_zone[(1, "Normal")]["remedy"].startswith(
+        "now: ansible-playbook memfrag.linux.reclaim --limit localhost -e reclaim_target_order=4")
+    assert "vm.vfs_cache_pressure" in [f for f in findings if f["code"] == "slab_reclaimable_large"][0]["remedy"]
+    assert "  remedy: " + by_zone[(1, "Normal")]["remedy"] in verdict["lines"]
+    assert verdict["remedies"][0] == findings[0]["remedy"]
+
+
+@pytest.mark.parametrize("fail_on, fails", [("critical", True), ("warning", True), ("none", False)])
+def test_diagnose_fail_on_makes_the_run_fail_with_the_verdict(run_playbook, fixtures_dir, fail_on, fails):
+    proc_root = os.path.join(fixtures_dir, "proc", "diagnose-fragmented")
+    run = run_playbook(PLAYBOOK, extra_vars={"diagnose_proc_root": proc_root, "diagnose_fail_on": fail_on})
+    result = run.task_result(JUDGE)
+    if fails:
+        assert run.rc != 0 and result.get("failed")
+        assert result["msg"].startswith("CRITICAL: ")
+        assert "  remedy: now: ansible-playbook memfrag.linux.reclaim --limit localhost" in result["msg"]
+        assert result["verdict"]["severity"] == "critical"
+    else:
+        assert run.rc == 0 and not result.get("failed"), run.stdout[-3000:]
+
+
+def test_diagnose_fail_on_passes_a_host_below_the_severity(run_playbook, fixtures_dir):
+    # At order 2 node 0 has plenty of blocks; with thresholds that make nothing critical the host is only a warning
+    # at worst, so fail_on=critical lets it pass.
+    proc_root = os.path.join(fixtures_dir, "proc", "diagnose-fragmented")
+    run = run_playbook(PLAYBOOK, extra_vars={"diagnose_proc_root": proc_root, "diagnose_fail_on": "critical",
+                                             "diagnose_order": 0, "diagnose_unusable_critical": 1.0})
+    verdict = _facts(run, JUDGE)["memfrag_verdict"]
+    assert verdict["severity"] != "critical", verdict
+    assert run.rc == 0, run.stdout[-3000:]
 
 
 def test_diagnose_threshold_from_variables(run_playbook, fixtures_dir):
@@ -79,9 +112,11 @@ def test_diagnose_threshold_from_variables(run_playbook, fixtures_dir):
 
 
 @pytest.mark.parametrize("extra_vars, text", [
-    ({"diagnose_order": "four"}, "argument 'order' is of type str found in 'thresholds'"),
+    ({"diagnose_order": "four"}, "diagnose_order must be an integer, got 'four'"),
+    ({"diagnose_order": "abc"}, "diagnose_order must be an integer, got 'abc'"),
+    ({"diagnose_min_zone_mb": "9" * 5000}, "diagnose_min_zone_mb must be an integer, got a 5000-character value"),
     ({"diagnose_zones": ["normal"]}, "value of zones must be one or more of: DMA, DMA32, Normal, HighMem, Movable, Device"),
-    ({"diagnose_unusable_warning": 7.5}, "threshold unusable_warning is a share of memory between 0 and 1, got 7.5"),
+    ({"diagnose_unusable_warning": 7.5}, "diagnose_unusable_warning is a share of memory between 0 and 1, got 7.5"),
     ({"diagnose_log_sources": ["dmesg"]}, "value of sources must be one or more of: kmsg, journal, files"),
     ({"diagnose_log_window": "yesterday"}, "since must be a duration such as 24h"),
 ])

@@ -11,12 +11,13 @@ independently from /proc, with memory newly brought into the zone by lazy deferr
   holes' size; where order 9 was short, it must rise too.
 - movable anonymous pages with free holes (compaction's case): on 6.x kernels compaction gives up a
   zone at the first large folio it cannot place (status=contended in the compaction trace, see
-  tests/helpers/trace_compaction.py), so it may recover little or nothing. The test asserts that the
+  tools/trace_compaction.py), so it may recover little or nothing. The test asserts that the
   kernel really ran compaction and that the role reports what the kernel gave, not a number it hoped for.
 - a second run within the cooldown changes nothing.
 
-Guards use private directories; the only live writes are the kernel triggers (compact_memory and
-drop_caches 1), which change no tunable.
+Guards use private directories. The live writes are the kernel triggers (compact_memory, drop_caches 1) and
+nr_hugepages, which the ladder raises for allocation-driven compaction and puts back; every test checks that
+nr_hugepages (and compaction_proactiveness) end where they started, and restores them if not.
 """
 from __future__ import annotations
 
@@ -46,6 +47,25 @@ def _live_ok():
 
 pytestmark = pytest.mark.skipif(_live_ok() is not None, reason=_live_ok() or "")
 
+TUNABLES = ("/proc/sys/vm/nr_hugepages", "/proc/sys/vm/compaction_proactiveness")
+
+
+def _read(path):
+    with open(path) as handle:
+        return handle.read().strip()
+
+
+@pytest.fixture(autouse=True)
+def tunables_restored():
+    """Every tunable the ladder may touch ends where it started; restored (and the test failed) if not."""
+    saved = dict((path, _read(path)) for path in TUNABLES if os.path.exists(path))
+    yield
+    changed = dict((path, _read(path)) for path in saved if _read(path) != saved[path])
+    for path in changed:
+        with open(path, "w") as handle:
+            handle.write(saved[path])
+    assert not changed, "tunables not restored by the ladder: %r (were %r)" % (changed, saved)
+
 
 def role_vars(tmp_path, target_mb, **extra):
     values = {
@@ -62,7 +82,7 @@ def role_vars(tmp_path, target_mb, **extra):
 
 def reclaim_fact(run):
     assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    return run.task_result(PREFIX + "Record what reclaim did for the fleet report")["ansible_facts"]["memfrag_reclaim"]
+    return run.task_result(PREFIX + "Reclaim memory, least damage first")["ansible_facts"]["memfrag_reclaim"]
 
 
 def target_for(snap):
@@ -87,11 +107,11 @@ def test_pagecache_holes_are_recovered_and_a_second_run_changes_nothing(run_play
               "order>=9 net gain %+d MiB, Cached %d -> %d MiB, zone growth %d MiB"
               % (frag.info["hole_bytes"] // MIB, target, actions, gain4 // MIB, gain9 // MIB,
                  before["meminfo"]["Cached"] // MIB, after["meminfo"]["Cached"] // MIB, livemem.growth(before, after, "Normal") // MIB))
-        if fact["actions"][0]["refused"] is None and fact["target_met"] and len(actions) == 1:
-            # compaction alone was enough: the gain is real and the page cache was kept
-            assert gain4 > 0
+        if "drop_caches pagecache" not in actions:
+            # a step before the drop was enough: the gain is real and the page cache was kept
+            assert fact["target_met"] and gain4 > 0
+            assert after["meminfo"]["Cached"] > before["meminfo"]["Cached"] // 2
         else:
-            assert "drop_caches pagecache" in actions
             assert gain4 >= frag.info["hole_bytes"] // 2
             if short_at_9:
                 assert gain9 > 0
@@ -101,7 +121,7 @@ def test_pagecache_holes_are_recovered_and_a_second_run_changes_nothing(run_play
         second = run_playbook(PLAYBOOK, extra_vars=role_vars(tmp_path, target, reclaim_guard_query="`true`"))
         fact2 = reclaim_fact(second)
         assert fact2["needed"] is True
-        assert [(a["action"], a["changed"], a["refused"]) for a in fact2["actions"]] == [("compact_memory", False, "cooldown")]
+        assert [(a["action"], a["changed"], a["refused"]) for a in fact2["actions"]] == [("reclaim_memory", False, "cooldown")]
         assert second.stats["localhost"]["changed"] == 0
 
 
@@ -114,8 +134,9 @@ def test_anonymous_holes_compaction_reports_what_the_kernel_gave(run_playbook, t
         after = livemem.snapshot()
 
         assert fact["needed"] is True
-        assert [a["action"] for a in fact["actions"]] == ["compact_memory"]
-        assert fact["actions"][0]["changed"] is True
+        actions = [a["action"] for a in fact["actions"]]
+        assert actions[0] == "compact_memory" and fact["actions"][0]["changed"] is True
+        assert "drop_caches pagecache" not in actions
         # The kernel really compacted: its migrate scanner walked the zones.
         assert livemem.delta(before, after, "compact_migrate_scanned") > 0
         gain4 = livemem.net_gain(before, after, 4, "Normal")
@@ -130,7 +151,7 @@ def test_anonymous_holes_compaction_reports_what_the_kernel_gave(run_playbook, t
             assert normal_after >= target * MIB - slack
         else:
             assert normal_after < target * MIB + slack
-            assert run.task_result(PREFIX + "Report what was done and achieved")["msg"][-1].endswith("NOT met")
+            assert run.task_result(PREFIX + "Report what was done and achieved")["msg"]["localhost"][-1].endswith("NOT met")
 
 
 def test_check_mode_is_a_dry_run(run_playbook, tmp_path):
@@ -138,5 +159,7 @@ def test_check_mode_is_a_dry_run(run_playbook, tmp_path):
     fact = reclaim_fact(run_playbook(PLAYBOOK, check=True,
                                      extra_vars=role_vars(tmp_path, target_for(before), reclaim_guard_query="`true`")))
     assert fact["needed"] is True and fact["check_mode"] is True
-    assert fact["actions"] and all(a["summary"].startswith("check mode: would ") for a in fact["actions"])
+    assert fact["actions"] and all(a["summary"].startswith("check mode: ") for a in fact["actions"])
+    # what this kernel lacks (cgroup v2 memory.reclaim on a cgroup v1 host) is listed as not available
+    assert all(a["summary"].startswith("check mode: would ") for a in fact["actions"] if a["refused"] is None)
     assert not (tmp_path / "state").exists() and not (tmp_path / "log").exists()

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""playbooks/reclaim.yml on a fake host tree: the decision, the least-damage ladder, check mode and the
-cooldown, with every trigger a plain file (nothing live is written). On a fake tree buddyinfo never
-changes, so the target is never met and the whole allowed ladder runs."""
+"""playbooks/reclaim.yml on a fake host tree: the decision, the least-damage ladder, check mode, the
+cooldown and the role's cost in task executions, with every trigger a plain file (nothing live is written).
+On a fake tree buddyinfo never changes, so the target is never met and the whole allowed ladder runs."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,10 @@ from helpers.reclaim_tree import audit, make_tree
 
 PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "reclaim.yml")
 PREFIX = "memfrag.linux.reclaim : "
-RECORD = PREFIX + "Record what reclaim did for the fleet report"
+RECORD = PREFIX + "Reclaim memory, least damage first"
+REPORT = PREFIX + "Report what was done and achieved"
+FULL_LADDER = ["compact_memory", "hugetlb_compact", "cgroup memory.reclaim", "compact_memory after memory.reclaim",
+               "drop_caches pagecache", "compact_memory after drop"]
 
 
 def role_vars(root, **extra):
@@ -39,14 +42,24 @@ def test_short_zone_runs_the_ladder_in_order(run_playbook, tmp_path):
     fact = reclaim_fact(run)
     assert fact["needed"] is True
     assert "node 0 zone Normal has 71 MiB free in blocks of order >= 4, below the target 256 MiB" in fact["reason"]
-    assert [a["action"] for a in fact["actions"]] == ["compact_memory", "drop_caches pagecache", "compact_memory after drop"]
+    assert [a["action"] for a in fact["actions"]] == FULL_LADDER
     assert all(a["changed"] for a in fact["actions"])
     assert fact["target_met"] is False
     assert (root / "proc/sys/vm/compact_memory").read_text() == "1"
     assert (root / "proc/sys/vm/drop_caches").read_text() == "1"  # never 2 or 3: slab is not allowed by default
-    assert [line["action"] for line in audit(root)] == ["compact_memory", "drop_caches", "compact_memory"]
-    report = run.task_result(PREFIX + "Report what was done and achieved")["msg"]
+    # Normal has 73088 KiB at order >= 4 (64 x 64 KiB + 67 x 128 KiB + ... + 8 x 4 MiB), 189056 KiB short of 256 MiB:
+    # 93 huge pages of 2 MiB taken, then the original value (0) written back; memory.reclaim asked for the shortfall.
+    assert (root / "proc/sys/vm/nr_hugepages").read_text() == "0"
+    assert (root / "sys/fs/cgroup/memory.reclaim").read_text() == str(189056 * 1024)
+    lines = audit(root)
+    assert [line["what"] for line in lines[:-1]] == FULL_LADDER and lines[-1]["step"] == "end"
+    assert lines[1]["written"] == [{"path": str(root / "proc/sys/vm/nr_hugepages"), "value": "93"},
+                                   {"path": str(root / "proc/sys/vm/nr_hugepages"), "value": "0"}]
+    report = run.task_result(REPORT)["msg"]["localhost"]
     assert report[0].startswith("reclaim needed: ") and report[-1].endswith("NOT met")
+
+    # The whole ladder cost at most three task executions for this host (issue 15: it was about 27).
+    assert task_executions(run, "localhost") <= 3
 
     # Within the cooldown a second run is held back at the first step and writes nothing.
     for name in ("compact_memory", "drop_caches"):
@@ -54,7 +67,7 @@ def test_short_zone_runs_the_ladder_in_order(run_playbook, tmp_path):
     again = run_playbook(PLAYBOOK, extra_vars=role_vars(root))
     assert again.rc == 0
     fact = reclaim_fact(again)
-    assert [(a["action"], a["changed"], a["refused"]) for a in fact["actions"]] == [("compact_memory", False, "cooldown")]
+    assert [(a["action"], a["changed"], a["refused"]) for a in fact["actions"]] == [("reclaim_memory", False, "cooldown")]
     assert again.stats["localhost"]["changed"] == 0
     assert (root / "proc/sys/vm/compact_memory").read_text() == ""
     assert (root / "proc/sys/vm/drop_caches").read_text() == ""
@@ -79,11 +92,14 @@ def test_guard_query_and_slab_step(run_playbook, tmp_path):
     assert fact["needed"] is True and "reclaim_guard_query is true" in fact["reason"]
     # the target (32 MiB) is met, so compaction is the only step
     assert [a["action"] for a in fact["actions"]] == ["compact_memory"]
-    extra.update(reclaim_target_free_mb=256, reclaim_cooldown=0)
-    fact = reclaim_fact(run_playbook(PLAYBOOK, extra_vars=extra))
+    extra.update(reclaim_target_free_mb=256, reclaim_cooldown=0, reclaim_bounded_steps=[])
+    run = run_playbook(PLAYBOOK, extra_vars=extra)
+    fact = reclaim_fact(run)
     # page cache not allowed, slab allowed and SReclaimable (178 MiB) >= 100 MiB
-    assert [a["action"] for a in fact["actions"]] == ["compact_memory", "drop_caches slab"]
+    assert [a["action"] for a in fact["actions"]] == ["compact_memory", "drop_caches slab", "compact_memory after slab drop"]
     assert (root / "proc/sys/vm/drop_caches").read_text() == "2"
+    # with a guard query: memory_facts, the ladder and the report, still at most three
+    assert task_executions(run, "localhost") <= 3
 
 
 def test_check_mode_lists_what_would_be_done(run_playbook, tmp_path):
@@ -92,13 +108,14 @@ def test_check_mode_lists_what_would_be_done(run_playbook, tmp_path):
     assert run.rc == 0
     fact = reclaim_fact(run)
     assert fact["check_mode"] is True
-    assert [a["summary"].split(":")[0] for a in fact["actions"]] == ["check mode"] * 3
+    assert [a["summary"].split(":")[0] for a in fact["actions"]] == ["check mode"] * 4
     assert "would write 1 to" in fact["actions"][0]["summary"]
-    assert "would sync (at most 60s), then write 1 to" in fact["actions"][1]["summary"]
+    assert "would sync (at most 60s), then write 1 to" in fact["actions"][3]["summary"]
     assert (root / "proc/sys/vm/compact_memory").read_text() == ""
+    assert (root / "proc/sys/vm/nr_hugepages").read_text() == "0\n"
     assert (root / "proc/sys/vm/drop_caches").read_text() == ""
     assert not (root / "var").exists() and not (root / "run").exists()
-    assert run.task_result(PREFIX + "Report what was done and achieved")["msg"][-1].endswith("(check mode: nothing was written)")
+    assert run.task_result(REPORT)["msg"]["localhost"][-1].endswith("(check mode: nothing was written)")
 
 
 def test_missing_compaction_is_skipped_with_the_reason(run_playbook, tmp_path):
@@ -107,10 +124,12 @@ def test_missing_compaction_is_skipped_with_the_reason(run_playbook, tmp_path):
     os.unlink(str(root / "proc/sys/vm/compact_memory"))
     run = run_playbook(PLAYBOOK, extra_vars=role_vars(root))
     assert run.rc == 0, run.stdout[-3000:]
-    result = run.task_result(PREFIX + "Compact memory")
-    assert not result.get("failed") and result["refused"] == "missing" and "CONFIG_COMPACTION" in result["msg"]
+    result = run.task_result(RECORD)
+    assert not result.get("failed") and result["steps"][0]["refused"] == "missing"
+    assert "CONFIG_COMPACTION" in result["steps"][0]["summary"]
     actions = reclaim_fact_of(run, "localhost")["actions"]
-    assert actions[0]["action"] == "compact_memory" and actions[0]["refused"] == "missing"
+    assert actions[0]["action"] == "compact" and actions[0]["refused"] == "missing"
+    assert actions[1]["action"] == "hugetlb_compact" and actions[1]["changed"] is True
 
 
 def test_serial_batches_and_max_fail_percentage(run_playbook, tmp_path):
@@ -126,10 +145,10 @@ def test_serial_batches_and_max_fail_percentage(run_playbook, tmp_path):
     inventory = tmp_path / "inventory.ini"
     inventory.write_text("\n".join(lines) + "\n")
 
-    # reclaim_serial, the first name of memfrag_serial, still makes batches: one play start per batch.
-    run = run_playbook(PLAYBOOK, inventory=str(inventory), extra_vars={"memfrag_hosts": "fleet", "reclaim_serial": 1})
+    # memfrag_serial makes batches: one play start per batch.
+    run = run_playbook(PLAYBOOK, inventory=str(inventory), extra_vars={"memfrag_hosts": "fleet", "memfrag_serial": 1})
     assert run.rc == 0, run.stdout[-3000:]
-    assert [sorted(task["hosts"]) for task in (play["tasks"][-1] for play in run.data["plays"])] == [["h1"], ["h2"]]
+    assert [sorted(task["hosts"]) for task in (play["tasks"][1] for play in run.data["plays"])] == [["h1"], ["h2"]]
     assert reclaim_fact_of(run, "h1")["needed"] and reclaim_fact_of(run, "h2")["needed"]
 
     os.unlink(str(trees["h1"] / "proc/sys/vm/compact_memory"))
@@ -139,11 +158,23 @@ def test_serial_batches_and_max_fail_percentage(run_playbook, tmp_path):
     stopped = run_playbook(PLAYBOOK, inventory=str(inventory),
                            extra_vars={"memfrag_hosts": "fleet", "memfrag_serial": 1, "memfrag_max_fail_percentage": 0})
     assert stopped.rc != 0
-    assert stopped.task_results(PREFIX + "Compact memory", host="h1")[0]["failed"] is True
-    assert stopped.task_results(PREFIX + "Compact memory", host="h2") == []
+    assert stopped.task_results(RECORD, host="h1")[0]["failed"] is True
+    assert stopped.task_results(RECORD, host="h2") == []
     assert (trees["h2"] / "proc/sys/vm/compact_memory").read_text() == "1"  # only from the first run
     assert not (trees["h2"] / "var").exists()
 
 
 def reclaim_fact_of(run, host):
     return run.task_result(RECORD, host=host)["ansible_facts"]["memfrag_reclaim"]
+
+
+def task_executions(run, host):
+    """Task results recorded for ``host`` (run, changed, failed or skipped: each was a worker on the controller)."""
+    return sum(1 for play in run.data["plays"] for task in play["tasks"] if host in task["hosts"])
+
+
+def test_deprecated_rollout_names_are_gone():
+    """A 0.x collection keeps no aliases: reclaim_serial and reclaim_max_fail_percentage were removed."""
+    with open(PLAYBOOK) as handle:
+        text = handle.read()
+    assert "reclaim_serial" not in text and "reclaim_max_fail_percentage" not in text

@@ -44,6 +44,8 @@ def every_module_play(tree):
                                        "audit_log": os.path.join(tree, "audit.log")}),
         ("memfrag.linux.compact_memory", {"proc_root": proc_root, "sys_root": os.path.join(tree, "sys"),
                                           "lock_dir": tree, "state_dir": tree, "audit_log": os.path.join(tree, "audit.log")}),
+        ("memfrag.linux.reclaim_memory", {"proc_root": proc_root, "sys_root": os.path.join(tree, "sys"),
+                                          "lock_dir": tree, "state_dir": tree, "audit_log": os.path.join(tree, "audit.log")}),
     ]
     play = [{"name": "Every module", "hosts": "all", "gather_facts": False, "check_mode": True,
              "tasks": [{"name": module, module: args, "ignore_errors": True} for module, args in tasks]}]
@@ -67,6 +69,8 @@ def assert_one_clear_message(run, tasks, *words):
 @needs_python27
 def test_every_module_on_python27_fails_with_one_message(run_playbook, tmp_path):
     play, modules = every_module_play(str(tmp_path))
+    assert sorted(m.split(".")[-1] for m in modules) == sorted(
+        name[:-3] for name in os.listdir(os.path.join(REPO_ROOT, "plugins", "modules")) if not name.startswith("_"))
     run = run_playbook(play, extra_vars={"ansible_python_interpreter": PYTHON27[0]})
     assert_one_clear_message(run, modules, "%s, which is Python 2.7" % PYTHON27[0])
     assert run.stats["localhost"]["failures"] == 0 and run.stats["localhost"]["ignored"] == len(modules), run.stats

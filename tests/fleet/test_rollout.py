@@ -115,7 +115,7 @@ def test_check_mode_changes_nothing_anywhere(netns_fleet, fleet_playbook):
     assert all(run.stats[n]["unreachable"] == 0 for n in hosts), run
     for name in ("c1", "c2", "c3"):
         assert run.stats[name]["failures"] == 0, (name, run)
-        reclaim = run.results("Record what reclaim did for the fleet report", name)[-1]["ansible_facts"]["memfrag_reclaim"]
+        reclaim = run.results("Reclaim memory, least damage first", name)[-1]["ansible_facts"]["memfrag_reclaim"]
         assert reclaim["needed"] and reclaim["check_mode"]
     for name, state in before.items():
         assert host_state(netns_fleet, name) == state, name
@@ -132,7 +132,7 @@ def test_missing_interface_is_skipped_with_the_reason(netns_fleet, fleet_playboo
     assert run.stats["withcompact"]["failures"] == 0 and triggered(netns_fleet, "withcompact") == "1", run
     assert run.stats["nocompact"]["failures"] == 0, (run, run.failures("nocompact"))
     assert not os.path.exists(os.path.join(netns_fleet.trees["nocompact"]["proc_root"], "sys/vm/compact_memory"))
-    reclaim = run.results("Record what reclaim did for the fleet report", "nocompact")[-1]["ansible_facts"]["memfrag_reclaim"]
+    reclaim = run.results("Reclaim memory, least damage first", "nocompact")[-1]["ansible_facts"]["memfrag_reclaim"]
     reasons = " ".join(str(a.get("refused")) + " " + str(a.get("summary")) for a in reclaim["actions"])
     assert "missing" in reasons or "compact_memory" in reasons, reclaim
 

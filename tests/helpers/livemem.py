@@ -71,3 +71,10 @@ def net_gain(before: t.Dict[str, t.Any], after: t.Dict[str, t.Any], order: int, 
 
 def delta(before: t.Dict[str, t.Any], after: t.Dict[str, t.Any], name: str) -> int:
     return after["vmstat"].get(name, 0) - before["vmstat"].get(name, 0)
+
+
+if __name__ == "__main__":
+    # The benchmark copies this file into lab guests and reads their state the same way.
+    import json
+    import sys
+    json.dump(snapshot(), sys.stdout)

@@ -16,6 +16,8 @@ import stat
 import subprocess
 import sys
 
+from helpers.debian import ensure_command
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHROOT_RUNNER = os.path.join(HERE, "sysctl_chroot.py")
 VM_KEYS = ("swappiness", "min_free_kbytes", "vfs_cache_pressure", "watermark_scale_factor", "dirty_ratio",
@@ -40,15 +42,12 @@ def procps_sysctl():
 
 
 def ensure_tools():
-    """Install Debian's systemd and procps when either applier is missing (the tests run as root)."""
-    missing = [pkg for pkg, found in (("systemd", systemd_sysctl()), ("procps", procps_sysctl())) if not found]
-    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        if subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing, env=env,
-                          capture_output=True, check=False).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-            subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing, env=env,
-                           capture_output=True, check=False)
+    """Install Debian's systemd and procps when either applier is missing (helpers.debian: apt-get, no services)."""
+    if procps_sysctl() is None:
+        ensure_command("sysctl", "procps")
+    if systemd_sysctl() is None:
+        # systemd-sysctl lives outside PATH; systemctl comes with it.
+        ensure_command("systemctl", "systemd")
     return systemd_sysctl(), procps_sysctl()
 
 

@@ -16,7 +16,8 @@ import typing as t
 from ansible_collections.memfrag.linux.plugins.module_utils._mm import fragmentation as frag
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.pagetypeinfo import PAGETYPEINFO_CAP, free_pages_of_types, parse_pagetypeinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_of_host, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import (
+    ProcFileError, orders_page_size_problem, page_size_of_host, read_text)
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, read_vm_tunables
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import fragmentation_counters, parse_vmstat
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import (
@@ -261,6 +262,15 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
     orders = len(read.buddy_zones[0].free_blocks)
     release = read_release(proc_root)
     page_size, page_size_source = resolve_page_size(proc_root, page_size, read.zoneinfo)
+    problem = None
+    if page_size_source == "host" and os.path.realpath(proc_root) != "/proc":
+        problem = orders_page_size_problem(orders, page_size)
+    if problem:
+        # A capture from another machine (arm64 with 64 KiB pages has 14 orders) read with this host's
+        # page size understates every byte figure by the ratio of the two, silently.
+        warnings.append("%s. The page size could not be inferred from the capture (no meminfo and zoneinfo), so "
+                        "this host's %d bytes is used and byte figures may be wrong; set page_size" % (problem,
+                                                                                                       page_size))
     era, era_source = watermark_era(release, read.pagetype, read.zoneinfo)
     zone_by_key = dict(((z.node, z.zone), z) for z in read.zoneinfo or ())
     indexes = zone_indexes(read.zoneinfo) if read.zoneinfo else {}

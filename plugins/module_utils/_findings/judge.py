@@ -12,8 +12,9 @@ severities are ordered ``critical > warning > info``.
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._findings.remedies import add_remedies
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
-from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB, format_bytes
+from ansible_collections.memfrag.linux.plugins.module_utils._units import GIB, MIB, format_bytes
 
 # Severities from least to most severe; the rank orders findings, verdicts and report rows everywhere.
 SEVERITIES = ("ok", "info", "warning", "critical")
@@ -45,9 +46,10 @@ ZONE_NAMES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
 # copies (role defaults and argument_specs, module and filter docs) are checked against DEFAULT_THRESHOLDS by
 # tests/unit/plugins/module_utils/test_thresholds_documented.py.
 THRESHOLD_OPTIONS = dict(
-    (name, dict(type="list", elements="str", choices=list(ZONE_NAMES)) if isinstance(value, list)
-     else dict(type="float" if isinstance(value, float) else "int"))
+    (name, dict(type="list", elements="str", choices=list(ZONE_NAMES)) if isinstance(value, list) else dict(type="raw"))
     for name, value in DEFAULT_THRESHOLDS.items())
+# Numbers are taken as "raw" and converted by check_thresholds, so that a bad value is reported under the name the
+# user typed (diagnose_order), not AnsibleModule's "argument 'order' ... unable to convert".
 _SHARES = ("unusable_warning", "unusable_critical", "unexplained_warning", "slab_reclaimable_warning")
 _NOT_NEGATIVE = ("order", "min_zone_mb", "min_high_order_free_mb")
 
@@ -69,12 +71,32 @@ def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]
     return merged
 
 
-def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> None:
-    """Raise ValueError naming the first threshold that is unknown or out of range."""
+def _number(key: str, value: t.Any) -> t.Union[int, float]:
+    """The threshold's value as its default's type; ValueError saying what was expected."""
+    want_int = isinstance(DEFAULT_THRESHOLDS[key], int)
+    if isinstance(value, bool) or isinstance(value, (list, dict)):
+        raise ValueError("threshold %s must be %s, got %r" % (key, "an integer" if want_int else "a number", value))
+    text = str(value).strip()
+    # Bounded before converting: a hostile 5,000-digit value must not cost int() or overflow float().
+    if len(text) > 32:
+        raise ValueError("threshold %s must be %s, got a %d-character value" % (key, "an integer" if want_int else "a number", len(text)))
+    try:
+        return int(text) if want_int else float(text)
+    except ValueError:
+        raise ValueError("threshold %s must be %s, got %r" % (key, "an integer" if want_int else "a number", value))
+
+
+def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
+    """The thresholds merged with the defaults and converted; ValueError naming the first one unknown or out of range."""
+    if thresholds is not None and not isinstance(thresholds, t.Mapping):
+        raise ValueError("thresholds must be a dict, got %s" % type(thresholds).__name__)
     merged = _merged(thresholds)
     unknown = sorted(set(merged) - set(DEFAULT_THRESHOLDS))
     if unknown:
         raise ValueError("unknown threshold %s; known: %s" % (", ".join(unknown), ", ".join(sorted(DEFAULT_THRESHOLDS))))
+    for key, default in DEFAULT_THRESHOLDS.items():
+        if not isinstance(default, list):
+            merged[key] = _number(key, merged[key])
     for key in _SHARES:
         if not 0 <= float(merged[key]) <= 1:
             raise ValueError("threshold %s is a share of memory between 0 and 1, got %s" % (key, merged[key]))
@@ -84,6 +106,7 @@ def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> None:
     if float(merged["unusable_warning"]) > float(merged["unusable_critical"]):
         raise ValueError("threshold unusable_warning (%s) is above unusable_critical (%s)"
                          % (merged["unusable_warning"], merged["unusable_critical"]))
+    return merged
 
 
 def _at(values: t.Sequence[t.Any], index: int, default: t.Any = None) -> t.Any:
@@ -185,6 +208,29 @@ def memory_findings(meminfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
     return findings
 
 
+def free_outside_zones(buddyinfo: t.Mapping[str, t.Any], meminfo: t.Mapping[str, t.Any]) -> t.List[t.Dict[str, t.Any]]:
+    """An info finding when MemFree counts much more than the zones' free lists hold.
+
+    Kernels that initialise struct pages lazily (CONFIG_DEFERRED_STRUCT_PAGE_INIT, ``deferred_init=lazy``) count
+    memory not yet handed to the zones as free; it reaches buddyinfo only as memory is used. Without a word, "22 GiB
+    free" next to zones holding 3 GiB reads like an error in one of the two numbers.
+    """
+    mem_free = (meminfo.get("meminfo") or {}).get("MemFree")
+    zones = buddyinfo.get("zones") or []
+    if mem_free is None or not zones:
+        return []
+    in_zones = sum(int(zone.get("free_bytes") or 0) for zone in zones)
+    outside = int(mem_free) - in_zones
+    if outside < max(GIB, int(mem_free) // 10):
+        return []
+    return [_finding(
+        "info", "free_outside_zones",
+        "MemFree says %s free but the zones' free lists (buddyinfo) hold %s: %s is memory the kernel has not handed to "
+        "the zones yet (lazy struct-page initialisation adds it as memory is used) or holds elsewhere; only the "
+        "zones' free blocks serve allocations now" % (format_bytes(mem_free), format_bytes(in_zones), format_bytes(outside)),
+        None, None, {"mem_free_bytes": int(mem_free), "zone_free_bytes": in_zones, "outside_bytes": outside})]
+
+
 def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[str, t.Any]]:
     """Findings from kernel_log_scan counts, with first and last time seen."""
     findings = []
@@ -208,8 +254,10 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
 
 def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optional[t.Mapping[str, t.Any]] = None,
                   log_scan: t.Optional[t.Mapping[str, t.Any]] = None,
-                  thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
-    """All findings for one host, most severe first (stable within a severity).
+                  thresholds: t.Optional[t.Mapping[str, t.Any]] = None,
+                  host: t.Optional[str] = None) -> t.List[t.Dict[str, t.Any]]:
+    """All findings for one host, most severe first (stable within a severity), each warning and critical one with
+    its ``remedy`` (``host`` is the inventory name the remedies' commands limit to).
 
     Raises ValueError for thresholds that are unknown or out of range (check_thresholds).
     """
@@ -220,8 +268,10 @@ def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optio
     findings.extend(log_findings(log_scan))
     if meminfo:
         findings.extend(memory_findings(meminfo, thresholds))
+    if buddyinfo and meminfo:
+        findings.extend(free_outside_zones(buddyinfo, meminfo))
     findings.sort(key=lambda item: -SEVERITY_RANK[item["severity"]])
-    return findings
+    return add_remedies(findings, host, (buddyinfo or {}).get("tunables"))
 
 
 def verdict(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
@@ -234,8 +284,23 @@ def verdict(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
         top = [item["message"] for item in findings if item["severity"] == severity]
         summary = top[0] if len(top) == 1 else "%s (and %d more %s findings)" % (top[0], len(top) - 1, severity)
     # What an operator reads: the verdict, then every finding with its severity.
-    lines = ["%s: %s" % (severity.upper(), summary)] + ["%s: %s" % (item["severity"], item["message"]) for item in findings]
-    return {"severity": severity, "summary": summary, "counts": _severity_counts(findings), "lines": lines}
+    lines = ["%s: %s" % (severity.upper(), summary)]
+    remedies = []  # type: t.List[str]
+    for item in findings:
+        lines.append("%s: %s" % (item["severity"], item["message"]))
+        if item.get("remedy"):
+            lines.append("  remedy: %s" % item["remedy"])
+            if item["remedy"] not in remedies:
+                remedies.append(item["remedy"])
+    return {"severity": severity, "summary": summary, "counts": _severity_counts(findings), "lines": lines,
+            "remedies": remedies}
+
+
+def fails(verdict_severity: str, fail_on: str) -> bool:
+    """Whether a host with this verdict fails under ``fail_on`` (none, warning or critical)."""
+    if fail_on == "none":
+        return False
+    return SEVERITY_RANK.get(verdict_severity, 0) >= SEVERITY_RANK[fail_on]
 
 
 def _severity_counts(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, int]:

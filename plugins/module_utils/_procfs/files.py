@@ -89,6 +89,30 @@ def page_size_problem(page_size: t.Optional[int]) -> t.Optional[str]:
     return None
 
 
+# Columns of /proc/buddyinfo (NR_PAGE_ORDERS: MAX_ORDER before 6.4, MAX_PAGE_ORDER + 1 since "mm, treewide:
+# redefine MAX_ORDER sanely") per base page size, from the Kconfig defaults: arm64 ARCH_FORCE_MAX_ORDER
+# (FORCE_MAX_ZONEORDER before 6.1) "14"/"12"/"11" for 64K/16K/4K pages, "13"/"11"/"10" since 6.4; powerpc
+# "9" (64K) and "13" (4K) on ppc64, "8"/"12" since 6.4; the generic default 11 (x86, s390, riscv, ...).
+# Kernels built with other values exist (arm64 4K allows up to 16 columns), so this only says what fits a default.
+DEFAULT_ORDERS_BY_PAGE_SIZE = (
+    (4096, 11, "x86, arm64, s390, riscv and most others"),
+    (4096, 13, "ppc64 with 4 KiB pages"),
+    (16384, 12, "arm64 with 16 KiB pages"),
+    (65536, 9, "ppc64 with 64 KiB pages"),
+    (65536, 14, "arm64 with 64 KiB pages"),
+)
+
+
+def orders_page_size_problem(orders: int, page_size: int) -> t.Optional[str]:
+    """Why ``orders`` buddyinfo columns do not fit ``page_size`` on any default kernel config, naming what fits; or None."""
+    if any(size == page_size and count == orders for size, count, _arch in DEFAULT_ORDERS_BY_PAGE_SIZE):
+        return None
+    fits = ["%d KiB (%s)" % (size // 1024, arch) for size, count, arch in DEFAULT_ORDERS_BY_PAGE_SIZE if count == orders]
+    return "buddyinfo has %d orders, which no default kernel with %d KiB pages has; %s" % (
+        orders, page_size // 1024, ("%d orders fit %s" % (orders, ", ".join(fits))) if fits
+        else "no default configuration has %d orders" % orders)
+
+
 def page_size_of_host() -> int:
     """The running host's base page size in bytes."""
     try:

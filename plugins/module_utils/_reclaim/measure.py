@@ -8,7 +8,7 @@ import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.fragmentation import free_bytes_at_or_above_order, free_pages
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import parse_buddyinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import read_meminfo
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import parse_vmstat
 from ansible_collections.memfrag.linux.plugins.module_utils._units import format_mib
@@ -20,13 +20,22 @@ COMPACTION_COUNTERS = ("pgmigrate_success", "pgmigrate_fail", "compact_migrate_s
                        "compact_isolated")
 
 
+def _parsed(parse: t.Callable[..., t.Any], proc_root: str, name: str) -> t.Any:
+    """Run a parser over ``proc_root/name``; a number too big for Python or a float is a ProcFileError too."""
+    path = proc_root.rstrip("/") + "/" + name
+    try:
+        return parse(read_text(proc_root, name), path)
+    except (ValueError, OverflowError) as exc:
+        raise ProcFileError(path, "not in the kernel's format: %s" % str(exc)[:120])
+
+
 def buddy_snapshot(proc_root: str, page_size: int) -> t.Tuple[t.List[t.Dict[str, t.Any]], t.List[str]]:
     """Free memory per zone and order, shaped like buddyinfo_facts' zones.
 
     ``free_bytes_at_or_above_order[k]`` is the free memory in blocks of order >= k, the number that
     says whether an order-k allocation can be served without compaction.
     """
-    zones, warnings = parse_buddyinfo(read_text(proc_root, "buddyinfo"), proc_root.rstrip("/") + "/buddyinfo")
+    zones, warnings = _parsed(parse_buddyinfo, proc_root, "buddyinfo")
     result = []
     for zone in zones:
         result.append({
@@ -39,15 +48,16 @@ def buddy_snapshot(proc_root: str, page_size: int) -> t.Tuple[t.List[t.Dict[str,
     return result, warnings
 
 
-def meminfo_snapshot(proc_root: str) -> t.Tuple[t.Dict[str, int], t.List[str]]:
-    fields, warnings = read_meminfo(proc_root)
-    return dict((name, int(fields[name])) for name in MEMINFO_FIELDS if name in fields), warnings
+def meminfo_snapshot(proc_root: str, names: t.Sequence[str] = MEMINFO_FIELDS) -> t.Tuple[t.Dict[str, int], t.List[str]]:
+    """The meminfo fields ``names`` in bytes (fields the kernel lacks are left out)."""
+    fields, warnings = _parsed(parse_meminfo, proc_root, "meminfo")
+    return dict((name, int(fields[name])) for name in names if name in fields), warnings
 
 
 def counters_snapshot(proc_root: str) -> t.Optional[t.Dict[str, int]]:
     """The compaction counters from vmstat, or None when vmstat is missing or unreadable (a capture)."""
     try:
-        counters, _warnings = parse_vmstat(read_text(proc_root, "vmstat"), proc_root.rstrip("/") + "/vmstat")
+        counters, _warnings = _parsed(parse_vmstat, proc_root, "vmstat")
     except ProcFileError:
         return None
     return dict((name, counters[name]) for name in COMPACTION_COUNTERS if name in counters)
@@ -70,7 +80,7 @@ def high_order_bytes(zones: t.Sequence[t.Dict[str, t.Any]], order: int) -> int:
 
 
 def summary(what: str, before_zones: t.Sequence[t.Dict[str, t.Any]], after_zones: t.Sequence[t.Dict[str, t.Any]],
-            elapsed: float, orders: t.Sequence[int] = (4, 9),
+            elapsed: float, orders: t.Sequence[int],
             before_mem: t.Optional[t.Dict[str, int]] = None, after_mem: t.Optional[t.Dict[str, int]] = None,
             counters: t.Optional[t.Dict[str, int]] = None) -> str:
     """One line: what ran, how long, and how free memory at the given orders (and caches) moved."""

@@ -7,7 +7,7 @@ A zone "matters" when its name is in the judged list (Normal and DMA32 by defaul
 node) and it has at least the target in free memory at all: a zone with less free memory than the
 target is short of memory, not fragmented, and neither compaction nor dropping caches is the cure
 the target measures. A zone that matters is short when its free memory in blocks of order >=
-``order`` is below the target.
+``order`` is below the target. The target is met when at least one zone matters and none is short.
 """
 
 
@@ -49,7 +49,9 @@ def judge_zones(zones: t.Sequence[t.Mapping[str, t.Any]], order: int, target_byt
         "short": [z for z in judged if z["short"]],
         "high_order_bytes": sum(z["high_order_bytes"] for z in judged + skipped),
         "free_bytes_at_or_above_order": by_order,
-        "target_met": not any(z["short"] for z in judged),
+        # Met only when some zone was judged and none is short: a host whose zones all have less free memory
+        # than the target has not met it, whatever the (empty) list of short zones says.
+        "target_met": bool(judged) and not any(z["short"] for z in judged),
     }
 
 
@@ -102,5 +104,7 @@ def need(zones: t.Sequence[t.Mapping[str, t.Any]], order: int, target_mb: int, z
         "high_order_bytes": judgement["high_order_bytes"],
         "free_bytes_at_or_above_order": judgement["free_bytes_at_or_above_order"],
         "target_met": judgement["target_met"],
+        # What the short zones lack together: the most a bounded step needs to free or form.
+        "shortfall_bytes": sum(judgement["target_bytes"] - z["high_order_bytes"] for z in judgement["short"]),
         "events": len(events),
     }

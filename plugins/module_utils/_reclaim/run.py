@@ -4,9 +4,11 @@
 """One guarded, measured run of a reclaim trigger (the body of compact_memory and drop_caches).
 
 Order matters: measure, check the interface, then (for real) take the lock, check the cooldown
-under the lock (two racing runs must not both pass it), check dirty data and sync (drop_caches),
-write the trigger, record the state, measure again, and append the audit line. Every refusal and
-failure still releases the lock and is audited; check mode writes nothing at all.
+under the lock (two racing runs must not both pass it), check dirty data, open the audit log and
+save the cooldown state (a run that can do neither triggers nothing), sync (drop_caches), write the
+trigger, measure again, and append the audit line. Once the audit log is open every outcome is
+audited and the lock released; a run that wrote nothing puts the cooldown state back as it was.
+Check mode writes nothing at all.
 """
 
 
@@ -14,12 +16,12 @@ import socket
 import time
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import (
-    GuardError, RunLock, append_audit, cooldown_remaining, dirty_bytes, read_state, write_state)
+    AuditLog, GuardError, RunLock, cooldown_remaining, dirty_bytes, read_state, restore_state, write_state)
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.measure import buddy_snapshot, counters_delta, counters_snapshot, meminfo_snapshot, summary
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.triggers import TriggerError, bounded_sync, check_writable, write_trigger
 from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.triggers import NODE_ID, TriggerError, bounded_sync, check_writable, write_trigger
 
 
 # Options both trigger modules take (documented once in the memfrag.linux.reclaim_guards fragment).
@@ -34,6 +36,37 @@ GUARD_ARGUMENT_SPEC = dict(
 )  # type: t.Dict[str, t.Dict[str, t.Any]]
 
 
+# Counts and durations above this are typing mistakes (a billion MiB, 30 years of seconds).
+MAX_OPTION_VALUE = 10 ** 9
+MAX_SYNC_TIMEOUT = 86400
+
+
+def check_options(params: t.Mapping[str, t.Any], counts: t.Sequence[str] = ()) -> t.Optional[str]:
+    """Why the guard options (and the named non-negative ``counts``) are unusable, or None.
+
+    A page size that is not a power of two of at least 512 (``-4096`` was accepted once) and node ids that are
+    not the kernel's ASCII digits ('²'.isdigit() is true) are refused here, before anything is measured.
+    """
+    problem = page_size_problem(params.get("page_size"))
+    if problem:
+        return problem
+    for name in ("cooldown",) + tuple(counts):
+        value = params.get(name)
+        if value is not None and not 0 <= value <= MAX_OPTION_VALUE:
+            return "%s must be between 0 and %d, got %d" % (name, MAX_OPTION_VALUE, value)
+    if params.get("sync_timeout") is not None and params["sync_timeout"] > MAX_SYNC_TIMEOUT:
+        return "sync_timeout must be at most %d seconds" % MAX_SYNC_TIMEOUT
+    for name in ("nodes", "compact_nodes"):
+        nodes = params.get(name)
+        if nodes is None or [str(n) for n in nodes] in (["all"], ["auto"] if name == "compact_nodes" else ["all"]):
+            continue
+        bad = [n for n in nodes if not NODE_ID.match(str(n))]
+        if bad or not nodes:
+            return "%s must be %s or a list of NUMA node ids (ASCII digits), got %r" % (
+                name, "[auto], [all]" if name == "compact_nodes" else "[all]", bad[0] if bad else nodes)
+    return None
+
+
 class Request(object):
     """What to run. ``targets`` is a list of (trigger path, value to write)."""
 
@@ -41,7 +74,7 @@ class Request(object):
                  audit_log: str, cooldown: int, check_mode: bool, page_size: int, what: str,
                  measure_meminfo: bool = False, sync: bool = False, sync_timeout: float = 0,
                  max_dirty_bytes: t.Optional[int] = None, measure_counters: bool = False,
-                 sync_function: t.Optional[t.Callable[[], None]] = None) -> None:
+                 sync_function: t.Optional[t.Callable[[], None]] = None, orders: t.Sequence[int] = (4, 9)) -> None:
         self.action = action
         self.targets = targets
         self.proc_root = proc_root
@@ -58,6 +91,7 @@ class Request(object):
         self.max_dirty_bytes = max_dirty_bytes
         self.measure_counters = measure_counters
         self.sync_function = sync_function
+        self.orders = list(orders)
 
 
 def _measure(req: Request, warnings: t.List[str]) -> t.Dict[str, t.Any]:
@@ -80,18 +114,34 @@ def run(req: Request, now: t.Callable[[], float] = time.time) -> t.Dict[str, t.A
               "elapsed": 0.0, "before": None, "after": None, "summary": "",
               "cooldown_remaining": 0.0}  # type: t.Dict[str, t.Any]
     started = time.monotonic()
+    audit = AuditLog(req.audit_log)
 
-    def finish(msg: str, failed: bool = False, refused: t.Optional[str] = None, audit: bool = True) -> t.Dict[str, t.Any]:
+    def finish(msg: str, failed: bool = False, refused: t.Optional[str] = None) -> t.Dict[str, t.Any]:
         result["msg"] = msg
         result["failed"] = failed
         result["refused"] = refused
         result["elapsed"] = round(time.monotonic() - started, 3)
         if not result["summary"]:
             result["summary"] = msg
-        if audit and not req.check_mode:
-            _audit(req, result, now(), warnings)
+        if audit.fd is not None:
+            _audit(req, result, now(), warnings, audit)
         return result
 
+    if not req.check_mode:
+        # Fail closed: a run that cannot be audited never reaches the trigger (and every outcome from here on,
+        # refusals included, gets its audit line).
+        try:
+            audit.open()
+        except GuardError as exc:
+            return finish(exc.message, failed=True, refused=exc.reason)
+    try:
+        return _guarded(req, result, warnings, finish, audit, now)
+    finally:
+        audit.close()
+
+
+def _guarded(req: Request, result: t.Dict[str, t.Any], warnings: t.List[str], finish: t.Callable[..., t.Dict[str, t.Any]],
+             audit: AuditLog, now: t.Callable[[], float]) -> t.Dict[str, t.Any]:
     try:
         result["before"] = _measure(req, warnings)
     except ProcFileError as exc:
@@ -112,8 +162,10 @@ def run(req: Request, now: t.Callable[[], float] = time.time) -> t.Dict[str, t.A
     except GuardError as exc:
         return finish(exc.message, failed=True, refused=exc.reason)
     try:
-        state, state_warnings = read_state(req.state_dir, req.action)
-        warnings.extend(state_warnings)
+        try:
+            state = read_state(req.state_dir, req.action)
+        except GuardError as exc:
+            return finish(exc.message, failed=True, refused=exc.reason)
         remaining = cooldown_remaining(state, req.cooldown, now())
         result["cooldown_remaining"] = round(remaining, 1)
         if remaining > 0:
@@ -122,40 +174,61 @@ def run(req: Request, now: t.Callable[[], float] = time.time) -> t.Dict[str, t.A
         refusal = _dirty_refusal(req, result["before"])
         if refusal:
             return finish(refusal, failed=True, refused="dirty")
-        if req.sync:
-            done, waited = bounded_sync(req.sync_timeout, *([req.sync_function] if req.sync_function else []))
-            result["sync"] = {"completed": done, "seconds": waited}
-            if not done:
-                return finish("sync did not finish within sync_timeout=%ss; not dropping caches while data is still "
-                              "being written" % req.sync_timeout, failed=True, refused="sync_timeout")
-        trigger_started = time.monotonic()
-        for path, value in req.targets:
-            try:
-                write_trigger(path, value)
-            except TriggerError as exc:
-                return finish(exc.message, failed=True, refused=exc.reason)
-            result["written"].append({"path": path, "value": value})
-            result["changed"] = True
-        trigger_seconds = time.monotonic() - trigger_started
+        # Fail closed: the cooldown is saved before the trigger is written, so a run whose state cannot be kept
+        # (a symlinked or unwritable state_dir) never reaches the kernel and can never escape the cooldown.
         try:
-            write_state(req.state_dir, req.action, {"last_run": now(), "action": req.action, "written": result["written"]})
-        except (GuardError, IOError, OSError) as exc:
-            warnings.append("cooldown state not saved in %s: %s; the next run will not be held back" % (req.state_dir, exc))
-        try:
-            result["after"] = _measure(req, warnings)
-        except ProcFileError as exc:
-            warnings.append("cannot measure after %s: %s" % (req.action, exc))
-            return finish("%s written; the after-measurement failed" % req.what)
-        before_mem = result["before"].get("meminfo")
-        after_mem = result["after"].get("meminfo")
-        delta = counters_delta(result["before"].get("counters"), result["after"].get("counters"))
-        if delta is not None:
-            result["kernel_counters"] = delta
-        result["summary"] = summary(req.what, result["before"]["zones"], result["after"]["zones"], trigger_seconds,
-                                    before_mem=before_mem, after_mem=after_mem, counters=delta)
-        return finish(result["summary"])
+            write_state(req.state_dir, req.action, {"last_run": now(), "action": req.action, "written": []})
+        except GuardError as exc:
+            return finish(exc.message, failed=True, refused=exc.reason)
+        return _trigger(req, result, warnings, finish, state, now)
     finally:
         lock.release()
+
+
+def _trigger(req: Request, result: t.Dict[str, t.Any], warnings: t.List[str], finish: t.Callable[..., t.Dict[str, t.Any]],
+             previous: t.Optional[t.Dict[str, t.Any]], now: t.Callable[[], float]) -> t.Dict[str, t.Any]:
+    def undo_state() -> None:
+        # Nothing reached the kernel: put the cooldown back as it was.
+        try:
+            restore_state(req.state_dir, req.action, previous)
+        except GuardError as exc:
+            warnings.append(exc.message)
+
+    if req.sync:
+        done, waited = bounded_sync(req.sync_timeout, *([req.sync_function] if req.sync_function else []))
+        result["sync"] = {"completed": done, "seconds": waited}
+        if not done:
+            undo_state()
+            return finish("sync did not finish within sync_timeout=%ss; not dropping caches while data is still "
+                          "being written" % req.sync_timeout, failed=True, refused="sync_timeout")
+    trigger_started = time.monotonic()
+    for path, value in req.targets:
+        try:
+            write_trigger(path, value)
+        except TriggerError as exc:
+            if not result["written"]:
+                undo_state()
+            return finish(exc.message, failed=True, refused=exc.reason)
+        result["written"].append({"path": path, "value": value})
+        result["changed"] = True
+    trigger_seconds = time.monotonic() - trigger_started
+    try:
+        write_state(req.state_dir, req.action, {"last_run": now(), "action": req.action, "written": result["written"]})
+    except GuardError as exc:
+        warnings.append("%s (the record written before the trigger still holds the cooldown)" % exc.message)
+    try:
+        result["after"] = _measure(req, warnings)
+    except ProcFileError as exc:
+        warnings.append("cannot measure after %s: %s" % (req.action, exc))
+        return finish("%s written; the after-measurement failed" % req.what)
+    before_mem = result["before"].get("meminfo")
+    after_mem = result["after"].get("meminfo")
+    delta = counters_delta(result["before"].get("counters"), result["after"].get("counters"))
+    if delta is not None:
+        result["kernel_counters"] = delta
+    result["summary"] = summary(req.what, result["before"]["zones"], result["after"]["zones"], trigger_seconds,
+                                orders=req.orders, before_mem=before_mem, after_mem=after_mem, counters=delta)
+    return finish(result["summary"])
 
 
 def _dirty_refusal(req: Request, before: t.Dict[str, t.Any]) -> t.Optional[str]:
@@ -169,11 +242,12 @@ def _dirty_refusal(req: Request, before: t.Dict[str, t.Any]) -> t.Optional[str]:
 
 
 def _check_mode(req: Request, result: t.Dict[str, t.Any], lock: RunLock, finish: t.Callable[..., t.Dict[str, t.Any]]) -> t.Dict[str, t.Any]:
-    warnings = result["warnings"]
     if lock.held_elsewhere():
         return finish("would refuse: another memfrag reclaim run holds %s" % lock.path, failed=True, refused="lock_held")
-    state, state_warnings = read_state(req.state_dir, req.action)
-    warnings.extend(state_warnings)
+    try:
+        state = read_state(req.state_dir, req.action)
+    except GuardError as exc:
+        return finish("would refuse: " + exc.message, failed=True, refused=exc.reason)
     remaining = cooldown_remaining(state, req.cooldown, time.time())
     result["cooldown_remaining"] = round(remaining, 1)
     if remaining > 0:
@@ -189,7 +263,7 @@ def _check_mode(req: Request, result: t.Dict[str, t.Any], lock: RunLock, finish:
     return finish("check mode: would %s" % plan)
 
 
-def _audit(req: Request, result: t.Dict[str, t.Any], when: float, warnings: t.List[str]) -> None:
+def _audit(req: Request, result: t.Dict[str, t.Any], when: float, warnings: t.List[str], audit: AuditLog) -> None:
     def brief(snap: t.Optional[t.Dict[str, t.Any]]) -> t.Optional[t.Dict[str, t.Any]]:
         if not snap:
             return None
@@ -212,6 +286,6 @@ def _audit(req: Request, result: t.Dict[str, t.Any], when: float, warnings: t.Li
         "after": brief(result["after"]),
     }
     try:
-        append_audit(req.audit_log, record)
-    except (GuardError, IOError, OSError) as exc:
-        warnings.append("audit log %s not written: %s" % (req.audit_log, exc))
+        audit.write(record)
+    except GuardError as exc:
+        warnings.append(exc.message)

@@ -36,13 +36,14 @@ def test_verdict_summarises_several_findings():
     result = _findings.verdict(found)
     assert result == {"severity": "critical", "summary": "a (and 1 more critical findings)",
                       "counts": {"critical": 2, "warning": 0, "info": 1},
-                      "lines": ["CRITICAL: a (and 1 more critical findings)", "critical: a", "critical: b", "info: c"]}
+                      "lines": ["CRITICAL: a (and 1 more critical findings)", "critical: a", "critical: b", "info: c"],
+                      "remedies": []}
 
 
 def test_verdict_without_findings():
     assert _findings.verdict([]) == {"severity": "ok", "summary": "no memory fragmentation problem found",
                                      "counts": {"critical": 0, "warning": 0, "info": 0},
-                                     "lines": ["OK: no memory fragmentation problem found"]}
+                                     "lines": ["OK: no memory fragmentation problem found"], "remedies": []}
 
 
 @pytest.mark.parametrize("thresholds, text", [
@@ -71,3 +72,15 @@ def test_every_kernel_log_kind_has_a_severity_and_a_description():
     from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
     assert set(_findings.LOG_SEVERITY) == set(KINDS) == set(DESCRIPTIONS)
     assert all(_findings.LOG_SEVERITY[kind] in _findings.SEVERITIES for kind in KINDS)
+
+
+@pytest.mark.parametrize("mem_free_gib, zone_free_gib, expected", [(22.65, 3, True), (3.5, 3, False), (30, 28, False)])
+def test_free_outside_zones_explains_lazy_struct_page_init(mem_free_gib, zone_free_gib, expected):
+    gib = 1 << 30
+    buddyinfo = {"zones": [{"zone": "Normal", "node": 0, "free_bytes": int(zone_free_gib * gib)}]}
+    meminfo = {"meminfo": {"MemFree": int(mem_free_gib * gib)}}
+    found = _findings.free_outside_zones(buddyinfo, meminfo)
+    assert bool(found) is expected
+    if expected:
+        assert found[0]["severity"] == "info" and found[0]["code"] == "free_outside_zones"
+        assert found[0]["message"].startswith("MemFree says 22.65 GiB free but the zones' free lists (buddyinfo) hold 3 GiB")

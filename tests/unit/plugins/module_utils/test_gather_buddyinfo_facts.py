@@ -272,3 +272,36 @@ def test_every_corpus_buddyinfo_as_a_tree(corpus, tmp_path):
             assert zone["free_bytes"] == zone["free_pages"] * 4096
             assert zone["free_bytes_at_or_above_order"][0] == zone["free_bytes"]
             assert -1 <= zone["largest_free_order"] < facts["orders"]
+
+
+def test_14_orders_alone_warn_which_page_sizes_fit(fixtures_dir, tmp_path, monkeypatch):
+    """A 64 KiB-page arm64 buddyinfo with nothing beside it, read on a 4 KiB host: say so, and what fits."""
+    root = tmp_path / "proc"
+    root.mkdir()
+    shutil.copy(os.path.join(_tree(fixtures_dir, "buddyinfo-arm64-64k-14orders"), "buddyinfo"), str(root / "buddyinfo"))
+    monkeypatch.setattr("ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo.page_size_of_host",
+                        lambda: 4096)
+    facts, warnings = gather(str(root))
+    assert (facts["orders"], facts["page_size"], facts["page_size_source"]) == (14, 4096, "host")
+    found = [w for w in warnings if "buddyinfo has" in w]
+    assert len(found) == 1
+    assert "buddyinfo has 14 orders, which no default kernel with 4 KiB pages has" in found[0]
+    assert "14 orders fit 64 KiB (arm64 with 64 KiB pages)" in found[0] and "set page_size" in found[0]
+    # The option, an inferable capture, or a count that fits 4 KiB pages: no such warning.
+    for kwargs in ({"page_size": 65536}, {"page_size": 4096}):
+        assert not [w for w in gather(str(root), **kwargs)[1] if "buddyinfo has" in w]
+    assert not [w for w in gather(_tree(fixtures_dir, "buddyinfo-arm64-64k-14orders"))[1] if "buddyinfo has" in w]
+    assert not [w for w in gather(_tree(fixtures_dir, "buddyinfo-only"))[1] if "buddyinfo has" in w]
+
+
+@pytest.mark.parametrize("orders,page_size,fits", [
+    (11, 4096, None), (13, 4096, None), (14, 65536, None), (9, 65536, None), (12, 16384, None),
+    (14, 4096, "64 KiB (arm64"), (12, 4096, "16 KiB (arm64"), (11, 65536, "4 KiB (x86"),
+    (9, 4096, "64 KiB (ppc64"), (7, 4096, "no default configuration has 7 orders"),
+])
+def test_orders_page_size_problem(orders, page_size, fits):
+    problem = _procfs.orders_page_size_problem(orders, page_size)
+    if fits is None:
+        assert problem is None
+    else:
+        assert fits in problem

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import (
-    GuardError, RunLock, append_audit, cooldown_remaining, dirty_bytes, read_state, write_state)
+    AuditLog, GuardError, RunLock, append_audit, cooldown_remaining, dirty_bytes, read_state, restore_state, write_state)
 
 
 def test_lock_is_exclusive_and_released(tmp_path):
@@ -57,22 +58,78 @@ def test_cooldown_remaining(state, cooldown, now, expected):
 def test_state_round_trip_is_private_and_atomic(tmp_path):
     state_dir = str(tmp_path / "lib" / "memfrag")
     write_state(state_dir, "compact_memory", {"last_run": 123.5})
-    data, warnings = read_state(state_dir, "compact_memory")
-    assert data == {"last_run": 123.5} and warnings == []
+    assert read_state(state_dir, "compact_memory") == {"last_run": 123.5}
     assert os.listdir(state_dir) == ["compact_memory.state.json"]
     assert stat.S_IMODE(os.stat(os.path.join(state_dir, "compact_memory.state.json")).st_mode) == 0o600
 
 
-@pytest.mark.parametrize("content, warning", [
-    ("{not json", "is not JSON"),
+@pytest.mark.parametrize("content, problem", [
+    ("{not json", "is not valid JSON"),
     ('{"last_run": "yesterday"}', "has no numeric last_run"),
+    ('{"last_run": true}', "has no numeric last_run"),
     ("[1, 2]", "has no numeric last_run"),
+    # issue 10: numbers past Python's 4,300-digit limit or too large for a float raised tracebacks
+    ('{"last_run": %s}' % ("9" * 5000), "is not valid JSON"),
+    ('{"last_run": 1e999}', "out of range"),
+    ('{"last_run": NaN}', "is not valid JSON"),
+    ('{"last_run": -5}', "out of range"),
+    ('{"last_run": 1e300}', "out of range"),
+    ("[" * 60000, "is not valid JSON"),
 ])
-def test_corrupt_state_is_a_warning(tmp_path, content, warning):
+def test_corrupt_state_fails_closed(tmp_path, content, problem):
+    """A state that cannot be trusted means the cooldown cannot be judged: refuse, naming the file."""
     (tmp_path / "drop_caches.state.json").write_text(content)
-    data, warnings = read_state(str(tmp_path), "drop_caches")
-    assert data is None
-    assert len(warnings) == 1 and warning in warnings[0]
+    with pytest.raises(GuardError) as info:
+        read_state(str(tmp_path), "drop_caches")
+    assert info.value.reason == "state"
+    assert problem in info.value.message and "drop_caches.state.json" in info.value.message
+
+
+def test_huge_state_file_is_refused_without_reading_it_all(tmp_path):
+    (tmp_path / "drop_caches.state.json").write_text('{"last_run": 1, "pad": "%s"}' % ("x" * 200000))
+    with pytest.raises(GuardError) as info:
+        read_state(str(tmp_path), "drop_caches")
+    assert "larger than" in info.value.message
+
+
+def test_fifo_state_is_refused_without_blocking(tmp_path):
+    os.mkfifo(str(tmp_path / "compact_memory.state.json"))
+    with pytest.raises(GuardError) as info:
+        read_state(str(tmp_path), "compact_memory")
+    assert info.value.reason == "state" and "not a regular file (a FIFO)" in info.value.message
+
+
+def test_symlinked_state_dir_is_refused_for_reading_and_writing(tmp_path):
+    (tmp_path / "real").mkdir()
+    os.symlink(str(tmp_path / "real"), str(tmp_path / "state"))
+    for call in (lambda: read_state(str(tmp_path / "state"), "compact_memory"),
+                 lambda: write_state(str(tmp_path / "state"), "compact_memory", {"last_run": 1.0})):
+        with pytest.raises(GuardError) as info:
+            call()
+        assert "symbolic link" in info.value.message
+    assert os.listdir(str(tmp_path / "real")) == []
+
+
+def test_world_writable_state_dir_is_refused(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(str(state), 0o777)
+    with pytest.raises(GuardError) as info:
+        write_state(str(state), "compact_memory", {"last_run": 1.0})
+    assert "writable by every user" in info.value.message
+
+
+def test_missing_state_is_never_run(tmp_path):
+    assert read_state(str(tmp_path / "absent"), "compact_memory") is None
+    assert not (tmp_path / "absent").exists()
+
+
+def test_restore_state_puts_back_or_removes(tmp_path):
+    write_state(str(tmp_path), "x", {"last_run": 2.0})
+    restore_state(str(tmp_path), "x", {"last_run": 1.0})
+    assert read_state(str(tmp_path), "x") == {"last_run": 1.0}
+    restore_state(str(tmp_path), "x", None)
+    assert read_state(str(tmp_path), "x") is None
 
 
 def test_audit_appends_one_json_line_per_call_root_only(tmp_path):
@@ -97,9 +154,43 @@ def test_audit_never_writes_through_a_symlink(tmp_path):
     target = tmp_path / "passwd"
     target.write_text("root:x:0:0\n")
     os.symlink(str(target), str(tmp_path / "reclaim.log"))
-    with pytest.raises(OSError):
+    with pytest.raises(GuardError) as info:
         append_audit(str(tmp_path / "reclaim.log"), {"a": 1})
+    assert "symbolic link" in info.value.message
     assert target.read_text() == "root:x:0:0\n"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_audit_log_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path, kind):
+    path = tmp_path / "reclaim.log"
+    if kind == "fifo":
+        os.mkfifo(str(path))  # no reader: a blocking open for writing would hang forever
+    else:
+        path.mkdir()
+    log = AuditLog(str(path))
+    with pytest.raises(GuardError) as info:
+        log.open()
+    assert info.value.reason == "io" and log.fd is None
+
+
+def test_unwritable_audit_log_is_refused(tmp_path):
+    path = tmp_path / "reclaim.log"
+    path.write_text("")
+    # chattr +i: even root gets EPERM when opening for writing. Always undone.
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        with pytest.raises(GuardError) as info:
+            AuditLog(str(path)).open()
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    assert "cannot open audit log" in info.value.message
+
+
+def test_lock_file_fifo_is_refused(tmp_path):
+    os.mkfifo(str(tmp_path / "reclaim.lock"))
+    with pytest.raises(GuardError) as info:
+        RunLock(str(tmp_path)).acquire()
+    assert "not a regular file" in info.value.message
 
 
 def test_dirty_bytes():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim import measure
 
 TREE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "reclaim", "fragmented", "proc")
@@ -29,7 +32,7 @@ def test_page_size_scales_bytes():
 
 
 def test_meminfo_snapshot_keeps_only_the_fields_that_matter():
-    mem = measure.meminfo_snapshot(TREE)[0]
+    mem = measure.meminfo_snapshot(TREE)[0]  # the default fields: what drop_caches reports
     assert mem == {"MemFree": 20218240 * 1024, "Cached": 2334940 * 1024, "SReclaimable": 181952 * 1024,
                    "Dirty": 12288 * 1024, "Writeback": 0}
 
@@ -44,7 +47,7 @@ def test_summary_line():
     before = measure.buddy_snapshot(TREE, 4096)[0]
     after = [dict(z) for z in before]
     after[2] = dict(after[2], free_bytes_at_or_above_order=[v + 64 * 2 ** 20 for v in after[2]["free_bytes_at_or_above_order"]])
-    line = measure.summary("compact_memory", before, after, 0.25,
+    line = measure.summary("compact_memory", before, after, 0.25, orders=(4, 9),
                            before_mem={"Cached": 100 * 2 ** 20}, after_mem={"Cached": 40 * 2 ** 20})
     assert line.startswith("compact_memory in 0.25s: order>=4 free ")
     assert "(+64 MiB)" in line
@@ -59,10 +62,27 @@ def test_counters_from_vmstat(tmp_path):
     delta = measure.counters_delta(before, measure.counters_snapshot(str(tmp_path)))
     assert delta == {"pgmigrate_success": 5, "pgmigrate_fail": 0, "compact_migrate_scanned": 200}
     zones = measure.buddy_snapshot(TREE, 4096)[0]
-    assert measure.summary("compact_memory", zones, zones, 0.1, counters=delta).endswith(
+    assert measure.summary("compact_memory", zones, zones, 0.1, orders=(4,), counters=delta).endswith(
         "5 pages migrated (0 failed; migrate scanner walked 200 pages)")
 
 
 def test_counters_missing_vmstat_is_none(tmp_path):
     assert measure.counters_snapshot(str(tmp_path)) is None
     assert measure.counters_delta(None, {"pgmigrate_success": 1}) is None
+
+
+def test_summary_reports_the_orders_asked_for():
+    """Issue 15: with a target order of 3 every step reported orders 4 and 9."""
+    zones = measure.buddy_snapshot(TREE, 4096)[0]
+    line = measure.summary("compact_memory", zones, zones, 0.1, orders=(3,))
+    assert "order>=3 free" in line and "order>=4" not in line and "order>=9" not in line
+
+
+def test_huge_numbers_in_kernel_files_are_a_clean_error(tmp_path):
+    """Issue 10: a 5,000-digit Dirty raised ValueError out of the module (and lost the audit line)."""
+    (tmp_path / "meminfo").write_text("MemTotal: 1000 kB\nMemFree: 10 kB\nDirty: %s kB\n" % ("9" * 5000))
+    with pytest.raises(ProcFileError):
+        measure.meminfo_snapshot(str(tmp_path))
+    (tmp_path / "buddyinfo").write_text("Node 0, zone   Normal %s 1 1\n" % ("9" * 5000))
+    with pytest.raises(ProcFileError):
+        measure.buddy_snapshot(str(tmp_path), 4096)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import threading
 
 import pytest
 
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import RunLock
-from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import Request, run
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import Request, check_options, run
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "reclaim", "fragmented")
 MIB = 1024 * 1024
@@ -150,8 +151,82 @@ def test_slow_sync_refuses(tree):
     assert not (tree / "lib" / "drop_caches.state.json").exists()
 
 
-def test_unwritable_audit_log_is_a_warning_not_a_failure(tree):
-    (tree / "log").write_text("a file where the directory should be")
+@pytest.mark.parametrize("spoil", ["file_for_dir", "symlink", "fifo"])
+def test_audit_log_that_cannot_be_written_refuses_before_the_trigger(tree, spoil):
+    """Issue 10 item 7: an unwritable or symlinked audit log used to leave the trigger running, unaudited."""
+    if spoil == "file_for_dir":
+        (tree / "log").write_text("a file where the directory should be")
+    else:
+        (tree / "log").mkdir()
+        if spoil == "symlink":
+            os.symlink(str(tree / "elsewhere.log"), str(tree / "log" / "reclaim.log"))
+        else:
+            os.mkfifo(str(tree / "log" / "reclaim.log"))
     result = run(request(tree))
+    assert result["failed"] is True and result["changed"] is False and result["refused"] == "io"
+    assert (tree / "proc/sys/vm/compact_memory").read_text() == ""
+    assert not (tree / "lib").exists() and not (tree / "elsewhere.log").exists()
+
+
+def test_symlinked_state_dir_refuses_before_the_trigger(tree):
+    """Issue 10 item 7: a symlinked state_dir meant the cooldown was never saved, so it never applied."""
+    (tree / "real-state").mkdir()
+    os.symlink(str(tree / "real-state"), str(tree / "lib"))
+    result = run(request(tree))
+    assert result["failed"] is True and result["refused"] in ("io", "state") and "symbolic link" in result["msg"]
+    assert (tree / "proc/sys/vm/compact_memory").read_text() == ""
+    assert os.listdir(str(tree / "real-state")) == []
+    (line,) = audit_lines(tree)  # the refusal itself is audited
+    assert line["refused"] == result["refused"] and line["changed"] is False
+
+
+def test_fifo_trigger_is_refused_without_blocking(tree):
+    trigger = tree / "proc/sys/vm/compact_memory"
+    trigger.unlink()
+    os.mkfifo(str(trigger))
+    result = run(request(tree))
+    assert result["failed"] is True and result["refused"] == "io" and "not a regular file" in result["msg"]
+
+
+def test_failed_after_measurement_is_still_audited(tree):
+    """Issue 10 item 2: a run that wrote the trigger and then failed measuring left no audit line."""
+    def spoil():
+        (tree / "proc/buddyinfo").write_text("Node 0, zone   Normal %s 1 1\n" % ("9" * 5000))
+    result = run(request(tree, sync=True, sync_timeout=5, sync_function=spoil))
     assert result["changed"] is True and result["failed"] is False
-    assert any("audit log" in w for w in result["warnings"])
+    assert any("cannot measure after" in w for w in result["warnings"])
+    (line,) = audit_lines(tree)
+    assert line["changed"] is True and line["written"]
+
+
+def test_trigger_failure_puts_the_cooldown_back(tree):
+    (tree / "proc/sys/vm/compact_memory").chmod(0o444)
+    subprocess.run(["chattr", "+i", str(tree / "proc/sys/vm/compact_memory")], check=True)
+    try:
+        result = run(request(tree))
+    finally:
+        subprocess.run(["chattr", "-i", str(tree / "proc/sys/vm/compact_memory")], check=True)
+    assert result["failed"] is True and result["changed"] is False
+    assert not (tree / "lib" / "compact_memory.state.json").exists()
+
+
+@pytest.mark.parametrize("params, problem", [
+    ({"page_size": -4096, "cooldown": 900}, "page_size must be a power of two"),
+    ({"page_size": 4097, "cooldown": 900}, "page_size must be a power of two"),
+    ({"page_size": None, "cooldown": -1}, "cooldown must be between 0"),
+    ({"page_size": None, "cooldown": 900, "nodes": ["²"]}, "nodes must be [all] or a list of NUMA node ids"),
+    ({"page_size": None, "cooldown": 900, "compact_nodes": ["auto", "0"]}, "compact_nodes must be"),
+    ({"page_size": None, "cooldown": 900, "sync_timeout": 10 ** 12}, "sync_timeout must be between"),
+    ({"page_size": None, "cooldown": 900, "sync_timeout": 90000}, "sync_timeout must be at most"),
+])
+def test_check_options_refuses(params, problem):
+    counts = ("sync_timeout",) if "sync_timeout" in params else ()
+    assert problem in check_options(params, counts=counts)
+
+
+@pytest.mark.parametrize("params", [
+    {"page_size": None, "cooldown": 0}, {"page_size": 65536, "cooldown": 900, "nodes": ["all"]},
+    {"page_size": 4096, "cooldown": 900, "nodes": ["0", "12"]}, {"page_size": None, "cooldown": 1, "compact_nodes": ["auto"]},
+])
+def test_check_options_accepts(params):
+    assert check_options(params) is None

@@ -19,7 +19,7 @@ def test_compact_paths_all_and_nodes(tmp_path):
         os.path.join(sys_root, "devices/system/node/node2/compact")]
 
 
-@pytest.mark.parametrize("nodes", [["x"], ["-1"], ["all", "0"], ["../0"]])
+@pytest.mark.parametrize("nodes", [["x"], ["-1"], ["all", "0"], ["../0"], ["²"], ["١"], ["99999"], [" 1"]])
 def test_compact_paths_reject_bad_nodes(tmp_path, nodes):
     with pytest.raises(triggers.TriggerError) as info:
         triggers.compact_paths(str(tmp_path), str(tmp_path), nodes)
@@ -88,3 +88,33 @@ def test_bounded_sync_finishes_and_times_out():
 
 def test_drop_levels_are_the_kernel_values():
     assert triggers.DROP_LEVELS == {"pagecache": 1, "slab": 2, "both": 3}
+
+
+def test_fifo_trigger_is_refused_without_blocking(tmp_path):
+    """Issue 10 item 1: a FIFO with no reader used to block the open for writing forever."""
+    path = str(tmp_path / "compact_memory")
+    os.mkfifo(path)
+    for call in (lambda: triggers.check_writable(path), lambda: triggers.write_trigger(path, "1"),
+                 lambda: triggers.read_number(path)):
+        with pytest.raises(triggers.TriggerError) as info:
+            call()
+        assert info.value.reason == "io"
+
+
+@pytest.mark.parametrize("content, ok", [("0\n", 0), ("1024\n", 1024), ("", None), ("9" * 40, None), ("-1", None),
+                                         ("12 34", None)])
+def test_read_number(tmp_path, content, ok):
+    path = tmp_path / "nr_hugepages"
+    path.write_text(content)
+    if ok is None:
+        with pytest.raises(triggers.TriggerError):
+            triggers.read_number(str(path))
+    else:
+        assert triggers.read_number(str(path)) == ok
+
+
+def test_write_trigger_replaces_the_value_of_a_fake_file(tmp_path):
+    path = tmp_path / "nr_hugepages"
+    path.write_text("88\n")
+    triggers.write_trigger(str(path), "0")
+    assert path.read_text() == "0"

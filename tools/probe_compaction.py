@@ -8,7 +8,7 @@ free memory by order, free pages by migrate type, managed pages, and the compact
 counters from /proc/vmstat, before and after each trigger. Restores nothing because it changes
 no tunable; the fragmenter is always stopped.
 
-    python3 tests/helpers/probe_compaction.py --shape anon --mib 3072 --steps compact
+    python3 tools/probe_compaction.py --shape anon --mib 3072 --steps compact
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import sys
 import time
 import typing as t
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The fragmenter is shared with the tests that build the same shapes; tools/ and tests/ live side by side in a
+# checkout (neither is in the built collection).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "helpers"))
 from fragmenter import Fragmenter, PAGE  # noqa: E402
 
 COUNTERS = ("compact_migrate_scanned", "compact_free_scanned", "compact_isolated", "compact_stall",

@@ -9,7 +9,7 @@ zone where the migrate and free scanners stopped and with what status, the migra
 and the page flags (/proc/kpageflags) of the compound pages just below the migrate scanner's stop
 point. Everything it enabled is disabled and removed again, and the mount is undone.
 
-    python3 tests/helpers/trace_compaction.py --mib 2048
+    python3 tools/trace_compaction.py --mib 2048
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The fragmenter is shared with the tests that build the same shapes; tools/ and tests/ live side by side in a
+# checkout (neither is in the built collection).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "helpers"))
 from fragmenter import Fragmenter  # noqa: E402
 
 EVENTS = ("compaction/mm_compaction_begin", "compaction/mm_compaction_end", "migrate/mm_migrate_pages")
