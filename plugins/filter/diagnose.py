@@ -28,7 +28,7 @@ def findings(buddyinfo, meminfo=None, log_scan=None, thresholds=None, host=None)
         raise AnsibleFilterError("findings: %s" % exc)
     try:
         return host_findings(buddyinfo, meminfo, log_scan, thresholds, host)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
         raise AnsibleFilterError("findings: facts are not in the shape memfrag.linux modules return: %s" % exc)
 
 
@@ -37,7 +37,7 @@ def host_verdict(host_findings_list):
         raise AnsibleFilterError("verdict: expected a list of findings, got %s" % type(host_findings_list).__name__)
     try:
         return verdict(host_findings_list)
-    except (TypeError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise AnsibleFilterError("verdict: not a list of findings from memfrag.linux.findings: %s" % exc)
 
 

@@ -43,14 +43,20 @@ def query(data: t.Any, expression: str) -> t.Any:
                                  "(pip install jmespath)")
     if not isinstance(expression, str) or not expression.strip():
         raise AnsibleFilterError("query: the expression must be a non-empty string, got %r" % (expression,))
+    shown = str(expression) if len(expression) <= 200 else "%s... (%d characters)" % (expression[:200], len(expression))
     try:
         compiled = jmespath.compile(str(expression))
+    except RecursionError:
+        # jmespath's parser recurses once per nesting level: "((((...a))))" thousands deep.
+        raise AnsibleFilterError("query: JMESPath expression %r is nested too deeply" % shown)
     except JMESPathError as exc:
-        raise AnsibleFilterError("query: invalid JMESPath expression %r: %s" % (str(expression), exc))
+        raise AnsibleFilterError("query: invalid JMESPath expression %r: %s" % (shown, exc))
     try:
         return compiled.search(_plain(data))
+    except RecursionError:
+        raise AnsibleFilterError("query: JMESPath expression %r is nested too deeply for the data" % shown)
     except JMESPathError as exc:
-        raise AnsibleFilterError("query: JMESPath expression %r failed on the data: %s" % (str(expression), exc))
+        raise AnsibleFilterError("query: JMESPath expression %r failed on the data: %s" % (shown, exc))
 
 
 class FilterModule(object):

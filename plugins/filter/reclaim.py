@@ -21,7 +21,7 @@ def reclaim_need(zones, order=4, target_mb=256, zone_names=("Normal", "DMA32"), 
         raise AnsibleFilterError("reclaim_need: log_scan must be a kernel_log_scan result (a dict)")
     try:
         return need(zones, int(order), int(target_mb), list(zone_names), log_scan, bool(guard_query_hit), str(guard_query or ""))
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as exc:
         raise AnsibleFilterError("reclaim_need: zones are not in the shape memfrag.linux modules return: %s" % exc)
 
 

@@ -19,19 +19,29 @@ description:
     (including 2.6's C(failure. order:N)), C(page allocation stalls for Nms) (4.9-4.14), C(blocked for more than N
     seconds) and OOM kills (C(Killed process), C(Kill process ... sharing same memory)), counting one per killed
     process. Other filesystems' C(Possible memory allocation deadlock) messages are not XFS events."
-  - 'Only the kernel speaks. In syslog files a line counts only when its program tag is C(kernel), so
-    C(logger "XFS: possible memory allocation deadlock ...") or an sshd line quoting that text does not create
-    an event. A line without any prefix (a wrapped continuation) belongs to the line before it. C(dmesg) and
-    C(dmesg -T) formatted files, and bare excerpts, are taken as kernel output. In the ring buffer and the
-    journal a record counts only when its syslog facility is C(kern) (0); see O(include_userspace_kmsg).
-    Each event says its O(sources) and C(origin), so a play can insist on ring-buffer or journal evidence.'
-  - Fast on big logs. Files are read in 8 MiB binary chunks and searched for four fixed strings with
-    Python's fast substring search; only lines around a hit are decoded and parsed. An uncompressed file with
-    more than 64 MiB to read is split at a line boundary and its second half is scanned by a forked child
-    process at the same time when the host has two or more usable CPUs. With O(state_file) a second run reads
-    only bytes appended since the first.
+  - 'Only the kernel speaks, and who wrote a line is settled before its message is looked at. In syslog files a
+    line counts only when its program tag is exactly C(kernel:) (the kernel never logs a pid, so C(kernel[4242]:)
+    is a program), so C(logger "XFS: possible memory allocation deadlock ...") or an sshd line quoting that text
+    does not create an event and is never parsed further. A line without any prefix (a wrapped continuation)
+    belongs to the line before it. C(dmesg) and C(dmesg -T) formatted files, and bare excerpts, are taken as
+    kernel output. In the ring buffer and the journal a record counts only when its syslog facility is C(kern)
+    (0); see O(include_userspace_kmsg). Each event says its O(sources) and C(origin), so a play can insist on
+    ring-buffer or journal evidence.'
+  - Fast on big logs. Files are read in 1 MiB binary chunks and searched for five fixed strings with libc's
+    C(strstr) (through Python's ctypes; Python's own substring search when that is unavailable); each hit is
+    confirmed in place and only the lines holding one are decoded and parsed. An uncompressed file with more
+    than 64 MiB to read is split at a line boundary and its second half is scanned by a forked child process at
+    the same time when the host has two or more usable CPUs. With O(state_file) a second run reads only bytes
+    appended since the first.
+  - Linear time and bounded memory on any input. Lines longer than 8 KiB (no kernel line comes near that) are
+    skipped; every message form is found by a fixed string and parsed from fixed positions, so no line costs more
+    than its length whatever it holds; numbers are bounded before they are converted (a value no kernel prints
+    leaves that field null, with a warning). Memory is the read buffer plus the kept events.
   - Damage never stops a scan. Binary junk (NUL runs), bytes that are not UTF-8, lines longer than any kernel
-    message and compressed files that end early are reported as warnings and the rest is still read.
+    message and compressed files that end early are reported as warnings and the rest is still read. Paths
+    that are not regular files (FIFOs, devices, sockets, C(/proc/*/fd/*) links) are skipped unopened.
+  - Log text pasted from web pages or tickets often has non-breaking spaces (U+00A0) between words; such lines
+    are read as if they had spaces, and their events say C(byte_exact=false).
   - The same kernel message usually sits in the ring buffer, the journal and a syslog file. Sources are read in
     that order and an event from a later source stamped after the earliest record of an earlier source is
     counted once (see RV(ignored.duplicates)); so is a kernel line that the syslog daemon wrote to two files.
@@ -73,13 +83,20 @@ options:
       - A truncated or replaced file is read again from the start; a rotated file (renamed, copied, or
         compressed into C(.gz)) is recognised by its first bytes and resumes where it was left.
       - Written atomically (temporary file and rename) with mode 0600; not written in check mode.
+      - A path that exists and is not a regular file (a FIFO, a device, a directory) fails the module before
+        anything is read; it is never opened in a way that could block. Records with fields of the wrong type or
+        range are dropped with a warning and those sources are read from the start.
     type: path
   kernel_release:
     description:
       - Kernel release whose GFP bit layout decodes C(mode:0x...) values printed without flag names (every XFS
-        message; page allocation failures before about 4.5). Eras 2.6.32, 3.10 (RHEL 7 recognised by C(.el7)),
-        4.4-4.9, 4.10-4.14, 4.15-5.0, 5.1-6.2 and 6.3+ are known. Names the kernel printed itself are used as printed.
-      - Default is the running kernel. Set it when scanning logs written by another kernel.
+        message; page allocation failures before about 4.5), for every event. Names the kernel printed itself are
+        used as printed.
+      - "Default is the release each log names itself - the boot line C(Linux version ...), the taint line of a
+        stack dump (C(CPU: 3 PID: 1 Comm: x Not tainted 3.10.0-1160.el7.x86_64 #1), C(Tainted: G ... 4.19.0-...))
+        - nearest before the event in the same file (else in the older files of the same scan), in the same boot
+        of the journal; the ring buffer is the running kernel's. Where a log names none, the running kernel, with
+        a warning. Each decoded event says C(gfp_release) and C(gfp_release_source)."
     type: str
   max_events:
     description:
@@ -137,13 +154,18 @@ EXAMPLES = r"""
     sources: [kmsg, journal]
     state_file: /var/lib/memfrag/kernel_log_scan.json
 
-- name: Old logs copied from a RHEL 7 host
+- name: Old logs copied from a RHEL 7 host (GFP modes decoded with the release the logs name)
   memfrag.linux.kernel_log_scan:
     sources: [files]
     paths:
       - /srv/incident-42/var/log/messages*
-    kernel_release: 3.10.0-1160.el7.x86_64
     max_events: 20
+
+- name: An excerpt that names no kernel, from a known one
+  memfrag.linux.kernel_log_scan:
+    sources: [files]
+    paths: [/srv/incident-43/excerpt.txt]
+    kernel_release: 3.10.0-1160.el7.x86_64
 """
 
 RETURN = r"""
@@ -242,6 +264,20 @@ events:
     gfp_flags_source:
       description: C(kernel) when the line carried the names, else C(decoded for <release>).
       type: str
+    gfp_release:
+      description: The kernel release whose GFP layout decoded C(mode), when the line carried no names.
+      type: str
+    gfp_release_source:
+      description:
+        - "Where C(gfp_release) came from - C(kernel_release option), a C(Linux version line) or C(taint line) at an
+          offset of a file (or a record of a saved ring buffer, or a boot of the journal), C(running kernel (this
+          boot's ring buffer)), or C(running kernel (fallback: the log names no release)) (with a warning)."
+      type: str
+    byte_exact:
+      description:
+        - False when the line was not byte for byte what the kernel printed - non-breaking spaces read as spaces
+          (text pasted from a web page or ticket) or bytes that are not UTF-8 (shown as U+FFFD).
+      type: bool
     size:
       description: Bytes XFS tried to allocate (4.4+ message form).
       type: int
@@ -267,8 +303,11 @@ events:
       message: "XFS: possible memory allocation deadlock in kmem_alloc (mode:0x250)"
       function: kmem_alloc
       mode: 592
+      byte_exact: true
       gfp_flags: [GFP_NOFS, __GFP_NOWARN]
       gfp_flags_source: decoded for 3.10.0-1160.el7.x86_64
+      gfp_release: 3.10.0-1160.el7.x86_64
+      gfp_release_source: Linux version line at offset 0 of /var/log/messages
 events_dropped:
   description: Events counted but left out of RV(events) because of O(max_events).
   returned: always
@@ -279,7 +318,9 @@ ignored:
   type: dict
   contains:
     not_kernel:
-      description: Syslog lines with a program tag other than C(kernel) (logger, sshd quoting the text...).
+      description:
+        - Syslog lines holding the text of an event whose program tag is not exactly C(kernel:) (logger, sshd
+          quoting the text, C(kernel[4242]:)...). Their message is not classified.
       type: int
     userspace_kmsg:
       description: Ring-buffer or journal records written by a process, not the kernel (see O(include_userspace_kmsg)).
@@ -308,7 +349,9 @@ skipped_sources:
   elements: str
   sample: [journal]
 kernel_release:
-  description: The release used to decode GFP modes.
+  description:
+    - O(kernel_release) when given, else the running kernel (what events fall back to where a log names no
+      release; each decoded event says its own C(gfp_release)).
   returned: always
   type: str
 since:
@@ -324,7 +367,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import run_scan
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import load_state, save_state
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state, load_state, save_state, state_path_problem
 
 
 def main():
@@ -335,8 +378,11 @@ def main():
     params = module.params
     warnings = []
     state_path = params["state_file"]
-    state = {"version": 1, "files": [], "journal": {}, "kmsg": {}}
+    state = empty_state()
     if state_path:
+        problem = state_path_problem(state_path)
+        if problem:
+            module.fail_json(msg=problem)
         state, problem = load_state(state_path)
         if problem:
             warnings.append(problem)

@@ -118,6 +118,41 @@ options:
         description: Also count kernel-looking lines that a process wrote into C(/dev/kmsg).
         type: bool
         default: false
+  xfs_files:
+    description:
+      - Find the XFS files behind XFS allocation deadlocks, in the same run, as M(memfrag.linux.xfs_extent_scan) does,
+        and set RV(ansible_facts.memfrag_xfs_files); with O(judge=true) a finding names them.
+      - Starts from the processes the O(kernel_log) scan's XFS deadlock events name (their open files); when no event
+        names a running process, scans O(xfs_files.paths) (every XFS mount by default) within the bounds below.
+      - Unset (null) means no XFS scan. Only for this host (O(proc_root=/proc)); a capture is not scanned.
+    type: dict
+    suboptions:
+      scan:
+        description: V(auto) scans only when the kernel log scan counted XFS deadlocks; V(always) scans anyway.
+        type: str
+        choices: [auto, always]
+        default: auto
+      paths:
+        description: Directories to scan when no event names a running process; empty means every XFS mount.
+        type: list
+        elements: path
+        default: []
+      min_extents:
+        description: Files with at least this many extents are reported.
+        type: int
+        default: 10000
+      max_files:
+        description: Directory entries examined at most.
+        type: int
+        default: 1000000
+      time_limit:
+        description: Seconds the XFS scan may take.
+        type: float
+        default: 30
+      max_results:
+        description: Files kept, those with the most extents.
+        type: int
+        default: 10
   page_size:
     description:
       - Base page size in bytes of the host the files come from.
@@ -192,7 +227,7 @@ ansible_facts:
       description:
         - Plain-language findings, most severe first, each with C(severity) (critical, warning or info), C(code),
           C(message), C(numbers), for zone findings C(node) and C(zone), and for warning and critical findings a
-          C(remedy): what to run on this host, with its values, and why it helps.
+          C(remedy), which says what to run on this host, with its values, and why it helps.
       returned: with O(judge=true)
       type: list
       elements: dict
@@ -207,7 +242,7 @@ ansible_facts:
     memfrag_verdict:
       description:
         - The worst severity (critical, warning or ok), a one-line C(summary), C(counts) per severity, C(lines) (what
-          the diagnose role prints: the verdict line, then each finding followed by its remedy) and C(remedies) (each
+          the diagnose role prints, the verdict line and then each finding followed by its remedy) and C(remedies) (each
           distinct remedy once, most severe finding first).
       returned: with O(judge=true)
       type: dict
@@ -220,6 +255,13 @@ ansible_facts:
         - The C(counts), C(first_seen) and C(last_seen) of O(log_scan) or of the O(kernel_log) scan, or null when
           logs were not scanned.
       returned: with O(judge=true)
+      type: dict
+    memfrag_xfs_files:
+      description:
+        - With O(xfs_files), what the XFS scan found (C(files) with C(path), C(mount), C(size), C(extents), C(alloc_bytes),
+          C(alloc_order), C(open_by); C(found), C(min_extents), C(era), C(log_processes), C(stopped_early)), as in
+          M(memfrag.linux.xfs_extent_scan); or C(scanned=false) and the C(reason) when it did not scan.
+      returned: when O(xfs_files) is set
       type: dict
 kernel_log_scan:
   description:
@@ -240,6 +282,8 @@ from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge impo
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import SCAN_OPTIONS, warnings_to_show
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import log_scan_problem as log_problem
+from ansible_collections.memfrag.linux.plugins.module_utils._xfs.options import XFS_FILES_OPTIONS
 
 
 def main():
@@ -257,6 +301,7 @@ def main():
             thresholds=dict(type="dict", default={}, options=THRESHOLD_OPTIONS),
             log_scan=dict(type="dict"),
             kernel_log=dict(type="dict", options=SCAN_OPTIONS),
+            xfs_files=dict(type="dict", options=XFS_FILES_OPTIONS),
         ),
         mutually_exclusive=[("log_scan", "kernel_log")],
         supports_check_mode=True,
@@ -287,24 +332,36 @@ def main():
     facts = {"memfrag_buddyinfo": buddyinfo, "memfrag_meminfo": meminfo}
     result = {}
     log_scan = params["log_scan"]
+    if log_problem(log_scan):
+        module.fail_json(msg=log_problem(log_scan))
     if params["kernel_log"] is not None:
         # Imported here: the scanner is the largest code in the collection, and a module compiles what it imports
         # on the target at every run; hosts that do not scan (captures, a fleet diagnose) do not pay for it.
         from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import run_scan
+        from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state
         scan_warnings = []
         try:
-            log_scan, dummy = run_scan(params["kernel_log"], {}, scan_warnings.append, module.get_bin_path("journalctl"),
+            log_scan, dummy = run_scan(params["kernel_log"], empty_state(), scan_warnings.append, module.get_bin_path("journalctl"),
                                        time.time())
         except ValueError as exc:
             module.fail_json(msg="kernel_log: %s" % exc)
         for warning in warnings_to_show(scan_warnings):
             module.warn("kernel_log: %s" % warning)
         result["kernel_log_scan"] = log_scan
+    if params["xfs_files"] is not None:
+        # Imported here for the same reason as the log scanner: only hosts that scan compile it.
+        from ansible_collections.memfrag.linux.plugins.module_utils._xfs.scan import host_files
+        try:
+            facts["memfrag_xfs_files"], xfs_warnings = host_files(params["xfs_files"], log_scan, params["proc_root"])
+        except (ProcFileError, ValueError) as exc:
+            module.fail_json(msg="xfs_files: %s" % exc)
+        for warning in xfs_warnings:
+            module.warn("xfs_files: %s" % warning)
     if params["judge"]:
         if log_scan is not None:
             log_scan = dict((key, log_scan.get(key) or {}) for key in ("counts", "first_seen", "last_seen"))
         try:
-            findings = host_findings(buddyinfo, meminfo, log_scan, params["thresholds"], params["host"])
+            findings = host_findings(buddyinfo, meminfo, log_scan, params["thresholds"], params["host"], facts.get("memfrag_xfs_files"))
         except (TypeError, ValueError, KeyError) as exc:
             module.fail_json(msg="cannot judge the host with thresholds %r and log_scan counts: %s" % (params["thresholds"], exc))
         host_verdict = verdict(findings)

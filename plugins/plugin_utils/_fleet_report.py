@@ -6,7 +6,7 @@ as a self-contained HTML page (inline CSS and SVG, no scripts, nothing fetched) 
 text exposition for node_exporter's textfile collector.
 
 Input per host is what the roles leave in hostvars: ``ansible_facts['memfrag_buddyinfo']``,
-``memfrag_verdict``, ``memfrag_findings``, ``memfrag_log_counts`` and ``memfrag_reclaim``. A host
+``memfrag_verdict``, ``memfrag_findings``, ``memfrag_log_counts``, ``memfrag_reclaim`` and ``memfrag_xfs_files``. A host
 without a verdict (unreachable, failed, or not diagnosed) is kept in the report as ``no_data``:
 an operator must see the hosts the run could not judge.
 """
@@ -132,7 +132,17 @@ def shape_host(name: str, hostvars: t.Mapping[str, t.Any], order: int = 4,
         "tunables": tunables,
         "tunables_off_baseline": sum(1 for r in tunables if r["differs"]),
         "reclaim": reclaim if isinstance(reclaim, dict) else None,
+        "xfs_files": _xfs_files(facts.get("memfrag_xfs_files") or hostvars.get("memfrag_xfs_files")),
     }
+
+
+def _xfs_files(data: t.Any) -> t.Optional[t.Dict[str, t.Any]]:
+    """The worst XFS files of a host (memfrag_xfs_files of xfs_extent_scan or the diagnose XFS scan), or None."""
+    if not isinstance(data, dict) or not data.get("scanned"):
+        return None
+    files = [dict((key, item.get(key)) for key in ("path", "extents", "alloc_bytes", "alloc_order"))
+             for item in data.get("files") or [] if isinstance(item, dict)]
+    return {"files": files[:5], "found": data.get("found"), "stopped_early": bool(data.get("stopped_early"))}
 
 
 def fleet_report(hostvars: t.Mapping[str, t.Any], hosts: t.Iterable[str], order: int = 4,
@@ -395,6 +405,12 @@ def _host_row(row: t.Dict[str, t.Any]) -> str:
             items.append('<tr class="log%s"><th>%s</th><td>%d</td><td class="muted">%s</td></tr>'
                          % (" off" if count else "", e(kind), count, e(str(seen)) if seen else ""))
         logs = '<table class="mini">%s</table>' % "".join(items)
+    xfs = row.get("xfs_files")
+    if xfs and xfs["files"]:
+        logs += '<div class="xfs">XFS files with the most extents%s:<ul class="find">%s</ul></div>' % (
+            " (scan stopped early)" if xfs["stopped_early"] else "",
+            "".join("<li>%s: %s extents (map order %s)</li>" % (
+                e(str(item["path"])), e(str(item["extents"])), e(str(item["alloc_order"]))) for item in xfs["files"]))
     cells.append('<td class="logs">%s</td>' % logs)
     tun = []
     for tunable in row["tunables"]:

@@ -229,8 +229,10 @@ def side(host, name, shape, target_share):
     with host.fragmented(shape) as info:
         before = host.snapshot()
         # Target: --target-share (default half) of the holes' size more free memory at order >= 4 in the judged zone
-        # than the fragmented state has. The ladder stops there, so its recovery is at most about that. (Not the whole holes: some sit on per-cpu lists, which buddyinfo does not show. Not the level before
-        # the fragmenter ran: its allocations make lazy deferred init add free order-10 blocks to the zone.)
+        # than the fragmented state has. The ladder stops there, so its recovery is at most about that. (Not the
+        # whole holes by default: some sit on per-cpu lists, which buddyinfo does not show, and a zone with less free
+        # memory than the target is not judged at all. Not the level before the fragmenter ran: its allocations make
+        # lazy deferred init add free order-10 blocks to the zone.)
         target = int((livemem.high(before, 4, host.zone) + info["hole_bytes"] * target_share) // MIB)
         started = time.monotonic()
         if name == "ladder":

@@ -22,7 +22,7 @@ def _bin(name):
 
 
 def _run(*args, cwd=None):
-    proc = subprocess.run(list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.run(list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
                           universal_newlines=True, timeout=600)
     assert proc.returncode == 0, "%s failed:\n%s" % (" ".join(args), proc.stdout[-3000:])
     return proc.stdout

@@ -213,3 +213,60 @@ def test_gfp_flags_filter_in_a_play(run_playbook):
 """))
     assert run.rc == 0, run.stdout[-3000:]
     assert run.task_result("decode")["msg"] == "['GFP_NOFS', '__GFP_NOWARN'] ['GFP_KERNEL']"
+
+
+def test_hostile_paths_state_and_text_never_hang_or_abort(run_playbook, tmp_path):
+    # A FIFO as state_file fails the task before anything is read; FIFOs and /proc/*/fd/* links among the paths
+    # are skipped unopened; a user-space line with a 5,000-digit number and a "kernel[4242]:" line are not the
+    # kernel and cost nothing; the release the log names decodes the mode; non-breaking spaces are read.
+    logs = tmp_path / "log"
+    logs.mkdir()
+    os.mkfifo(str(logs / "messages.fifo"))
+    os.mkfifo(str(tmp_path / "state.fifo"))
+    (logs / "messages").write_text(
+        "Mar  5 22:40:00 node06 kernel: Linux version 3.10.0-1160.el7.x86_64 (mockbuild@x) #1 SMP\n"
+        "Mar  5 22:42:57 node06 kernel: %s\n"
+        "Mar  5 22:42:58 node06 mallory[7]: INFO: task x:%s blocked for more than 1 seconds\n"
+        "Mar  5 22:42:59 node06 kernel[4242]: %s\n"
+        "Mar  5 22:43:00 node06 kernel: %s\n" % (XFS, "9" * 5000, XFS, XFS.replace(" ", "\xa0")), encoding="utf-8")
+    run = run_playbook(_play("""
+    - name: fifo state file
+      memfrag.linux.kernel_log_scan:
+        sources: [files]
+        paths: ["%(logs)s/*"]
+        state_file: %(fifo)s
+      ignore_errors: true
+    - name: hostile files
+      memfrag.linux.kernel_log_scan:
+        sources: [files]
+        paths: ["%(logs)s/*", "/proc/*/fd/*"]
+        state_file: %(state)s
+      register: scan
+""" % {"logs": logs, "fifo": tmp_path / "state.fifo", "state": tmp_path / "state.json"}), timeout=300)
+    fifo = run.task_result("fifo state file")
+    assert fifo["failed"] and "not a regular file" in fifo["msg"], fifo
+    assert run.rc == 0, run.stdout[-3000:]
+    result = run.task_result("hostile files")
+    assert result["counts"]["xfs_alloc_deadlock"] == 2 and result["counts"]["hung_task"] == 0
+    assert result["ignored"]["not_kernel"] == 2
+    notes = " ".join(result["sources"]["files"]["notes"])
+    assert "messages.fifo: not a regular file" in notes
+    plain, pasted = [e for e in result["events"] if e.get("path", "").endswith("/messages")]
+    assert plain["gfp_flags"] == ["GFP_NOFS", "__GFP_NOWARN"] and plain["gfp_release"] == "3.10.0-1160.el7.x86_64"
+    assert plain["gfp_release_source"].startswith("Linux version line") and plain["byte_exact"] is True
+    assert pasted["byte_exact"] is False and pasted["mode"] == 0x250
+    assert json.loads((tmp_path / "state.json").read_text())["files"]
+
+
+def test_a_log_scan_of_the_wrong_shape_fails_memory_facts_cleanly(run_playbook):
+    run = run_playbook(_play("""
+    - name: counts as a list
+      memfrag.linux.memory_facts:
+        judge: true
+        log_scan:
+          counts: [1, 2]
+      ignore_errors: true
+"""))
+    result = run.task_result("counts as a list")
+    assert result["failed"] and "log_scan.counts must be a dict" in result["msg"], result
+    assert "Traceback" not in run.stdout

@@ -29,7 +29,7 @@ def promtool():
 
 
 def _run(promtool, *args, cwd):
-    return subprocess.run([promtool] + list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return subprocess.run([promtool] + list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
                           universal_newlines=True, timeout=120)
 
 

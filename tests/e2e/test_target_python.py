@@ -46,6 +46,8 @@ def every_module_play(tree):
                                           "lock_dir": tree, "state_dir": tree, "audit_log": os.path.join(tree, "audit.log")}),
         ("memfrag.linux.reclaim_memory", {"proc_root": proc_root, "sys_root": os.path.join(tree, "sys"),
                                           "lock_dir": tree, "state_dir": tree, "audit_log": os.path.join(tree, "audit.log")}),
+        ("memfrag.linux.xfs_extent_scan", {"paths": [tree]}),
+        ("memfrag.linux.xfs_defrag", {"files": [os.path.join(tree, "messages")]}),
     ]
     play = [{"name": "Every module", "hosts": "all", "gather_facts": False, "check_mode": True,
              "tasks": [{"name": module, module: args, "ignore_errors": True} for module, args in tasks]}]

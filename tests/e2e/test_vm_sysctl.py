@@ -254,6 +254,34 @@ def test_policy_limits_need_force_and_missing_keys(run_playbook, tree, live_vm):
     assert "no_such_knob" not in open(os.path.join(str(tree), DROPIN)).read()
 
 
+# /proc/sys read-only for the playbook only, as in a container: a private mount namespace.
+READ_ONLY_PROC_SYS = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                      'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$@"', "ro-sys"]
+
+
+@needs_live
+@needs_namespace
+def test_read_only_proc_sys_fails_before_anything_changes(run_playbook, tree, live_vm):
+    """The module and the role fail naming the read-only /proc/sys; no running value and no file change."""
+    base = int(live_vm["min_free_kbytes"])
+    run = run_playbook(_play({"settings": {"vm.min_free_kbytes": base + 1024, "vm.swappiness": 10},
+                              "config_root": str(tree)}), prefix=READ_ONLY_PROC_SYS)
+    res = run.task_result("vm_sysctl")
+    assert res.get("failed") and res["msg"].startswith("nothing was changed: "), res
+    assert "read-only file system" in res["msg"] and "/proc/sys/vm/min_free_kbytes" in res["msg"], res["msg"]
+    assert res["runtime"]["vm.min_free_kbytes"] == {"before": str(base), "after": str(base)}
+    assert _read("min_free_kbytes") == str(base) and _read("swappiness") == live_vm["swappiness"]
+    assert not os.path.exists(os.path.join(str(tree), DROPIN))
+
+    run = run_playbook(ROLE_PLAY, extra_vars=_role_vars(tree, sysctl_tuning_min_free_kbytes=base + 1024),
+                       prefix=READ_ONLY_PROC_SYS)
+    assert run.rc != 0
+    applied = run.task_result(ROLE + "Apply the baseline through vm_sysctl")
+    assert applied.get("failed") and "read-only" in applied["msg"], applied
+    assert _read("min_free_kbytes") == str(base)
+    assert not os.path.exists(os.path.join(str(tree), DROPIN))
+
+
 @needs_live
 def test_symlinked_dropin_is_refused(run_playbook, tree, live_vm):
     link = tree / "etc" / "sysctl.d" / "60-memfrag.conf"
@@ -335,8 +363,15 @@ def _role_vars(tree, **extra):
 def test_role_check_mode_recommends_and_changes_nothing(run_playbook, tree, live_vm):
     run = run_playbook(ROLE_PLAY, extra_vars=_role_vars(tree), check=True, diff=True)
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    # One facts module run feeds the baseline (was buddyinfo_facts + meminfo_facts).
+    gathered = run.task_result(ROLE + "Gather memory facts (zones, NUMA nodes, pageblock size, vm tunables, MemTotal, "
+                                      "reclaimable slab)")["ansible_facts"]
+    assert set(gathered) == {"memfrag_buddyinfo", "memfrag_meminfo"}
+    role_tasks = [t["task"]["name"] for p in run.data["plays"] for t in p["tasks"] if t["task"]["name"].startswith(ROLE)]
+    assert len(role_tasks) == 6, role_tasks  # argument check, gather, compute, apply, record, report
     facts = run.task_result(ROLE + "Compute the recommended baseline")["ansible_facts"]
     baseline, inputs = facts["sysctl_tuning_baseline"], facts["sysctl_tuning_inputs"]
+    assert facts["__sysctl_tuning_reasons"]["vm.min_free_kbytes"].startswith("%d: " % baseline["vm.min_free_kbytes"])
     with open("/proc/meminfo") as handle:
         ram_kb = int(handle.readline().split()[1])
     nodes = len([n for n in os.listdir("/sys/devices/system/node") if n.startswith("node")]) or 1

@@ -27,7 +27,7 @@ def ensure_command(command: str, package: str, timeout: int = 900) -> str:
     try:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         proc = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", package], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False)
     finally:
         if own_policy:
             os.unlink(POLICY)

@@ -19,6 +19,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.pagetypeinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import (
     ProcFileError, orders_page_size_problem, page_size_of_host, read_text)
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import FRAGMENTATION_TUNABLES, read_vm_tunables
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_count
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vmstat import fragmentation_counters, parse_vmstat
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import (
     ERA_LEGACY,
@@ -88,6 +89,14 @@ def _infer_page_size(proc_root: str, zoneinfo) -> t.Optional[int]:
     return None
 
 
+def _count_or_none(text: t.Optional[str]) -> t.Optional[int]:
+    """A tail value of zoneinfo as a count, or None when absent or not one the kernel could print."""
+    try:
+        return None if text is None else parse_count(text)
+    except NumberError:
+        return None
+
+
 def _pcp_blocks(pagetype_zone, orders: int) -> t.List[int]:
     """Per order, free blocks on the lists an ordinary allocation may use (MIGRATE_PCPTYPES)."""
     blocks = [0] * orders
@@ -137,6 +146,8 @@ def read_sources(proc_root: str, wanted: t.Sequence[str], warnings: t.List[str])
     sources["buddyinfo"] = SOURCE_OK
     if "pagetypeinfo" in wanted:
         read.pagetype = _read_optional(proc_root, "pagetypeinfo", parse_pagetypeinfo, sources, warnings)
+        if read.pagetype is not None:
+            warnings.extend(read.pagetype.warnings)
     if "zoneinfo" in wanted:
         parsed = _read_optional(proc_root, "zoneinfo", parse_zoneinfo, sources, warnings)
         if parsed is not None:
@@ -222,8 +233,8 @@ def _watermark_facts(entry: t.Dict[str, t.Any], zinfo, ptz, pagetype, orders: in
     class_zone, reserve = _class_reserve(entry["node"], entry["zone"], indexes, zinfo.protection)
     highatomic = 0
     highatomic_from = "none"
-    if "free_highatomic" in zinfo.tail and zinfo.tail["free_highatomic"].isdigit():
-        highatomic, highatomic_from = int(zinfo.tail["free_highatomic"]), "zoneinfo free_highatomic"
+    if _count_or_none(zinfo.tail.get("free_highatomic")) is not None:
+        highatomic, highatomic_from = _count_or_none(zinfo.tail["free_highatomic"]), "zoneinfo free_highatomic"
     elif ptz is not None and subtracts_free_highatomic(release):
         highatomic, highatomic_from = free_pages_of_types(ptz, ("HighAtomic",)), "pagetypeinfo free HighAtomic pages"
     elif ptz is not None and pagetype.pages_per_block:

@@ -53,7 +53,9 @@ def gather(proc_root: str, page_size: int, top: int = 10,
     processes = None
     if "processes" in subsets:
         try:
-            processes = process_rss(proc_root, page_size).as_fact()
+            summed = process_rss(proc_root, page_size)
+            warnings.extend(summed.warnings)
+            processes = summed.as_fact()
             if processes["count"]:
                 sources["pid/statm"] = "ok"
             else:

@@ -11,9 +11,11 @@ severities are ordered ``critical > warning > info``.
 
 
 import typing as t
+from collections.abc import Mapping, Sequence
 
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.remedies import add_remedies
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import DESCRIPTIONS, KINDS
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import check_log_scan
 from ansible_collections.memfrag.linux.plugins.module_utils._units import GIB, MIB, format_bytes
 
 # Severities from least to most severe; the rank orders findings, verdicts and report rows everywhere.
@@ -63,6 +65,65 @@ LOG_SEVERITY = {
 }
 
 
+def _shown(value: t.Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:50] + "... (%d characters)" % len(text)
+
+
+def _whole(value: t.Any, what: str, low: int, high: int) -> int:
+    """``value`` as an int in [low, high]; ValueError naming ``what`` otherwise.
+
+    Facts reach the filters from templates and user variables, so their types and sizes are not
+    trusted: a string of 5,000 digits, a bool, a list or ``1e400`` is refused with a message, and a
+    bound keeps ``1 << order`` from building a huge integer.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and len(value) > 25):
+        raise TypeError("%s must be a whole number, got %s" % (what, _shown(value)))
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("%s must be a whole number, got %s" % (what, _shown(value)))
+    if number < low:
+        raise ValueError("%s must be %d or more, got %s" % (what, low, _shown(value)))
+    if number > high:
+        raise ValueError("%s must be at most %d, got %s" % (what, high, _shown(value)))
+    return number
+
+
+def _fraction(value: t.Any, what: str) -> t.Optional[float]:
+    """An index between -1 and 1 (the kernel's value / 1000), or None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("%s must be a number, got %s" % (what, _shown(value)))
+    if not -1.0 <= float(value) <= 1.0:  # also refuses nan and inf
+        raise ValueError("%s must be between -1 and 1, got %s" % (what, _shown(value)))
+    return float(value)
+
+
+def _mapping(value: t.Any, what: str) -> t.Mapping[str, t.Any]:
+    """``value`` when it is a dict (None gives {}); TypeError naming ``what`` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError("%s must be a dict, got %s" % (what, type(value).__name__))
+    return value
+
+
+def _sequence(value: t.Any, what: str) -> t.Sequence[t.Any]:
+    """``value`` when it is a list (None gives []); TypeError naming ``what`` otherwise."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError("%s must be a list, got %s" % (what, type(value).__name__))
+    return value
+
+
+# Facts from a 64-bit kernel stay below these; past them a value is not a fact, and 1 << order must stay small.
+_MAX_BYTES = 1 << 80
+_MAX_ORDER = 64
+
+
 def _merged(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
     merged = dict(DEFAULT_THRESHOLDS)
     for key, value in (thresholds or {}).items():
@@ -88,7 +149,7 @@ def _number(key: str, value: t.Any) -> t.Union[int, float]:
 
 def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
     """The thresholds merged with the defaults and converted; ValueError naming the first one unknown or out of range."""
-    if thresholds is not None and not isinstance(thresholds, t.Mapping):
+    if thresholds is not None and not isinstance(thresholds, Mapping):
         raise ValueError("thresholds must be a dict, got %s" % type(thresholds).__name__)
     merged = _merged(thresholds)
     unknown = sorted(set(merged) - set(DEFAULT_THRESHOLDS))
@@ -98,11 +159,17 @@ def check_thresholds(thresholds: t.Optional[t.Mapping[str, t.Any]]) -> t.Dict[st
         if not isinstance(default, list):
             merged[key] = _number(key, merged[key])
     for key in _SHARES:
-        if not 0 <= float(merged[key]) <= 1:
-            raise ValueError("threshold %s is a share of memory between 0 and 1, got %s" % (key, merged[key]))
+        try:
+            share = float(merged[key]) if not isinstance(merged[key], bool) else None
+        except (TypeError, ValueError, OverflowError):
+            share = None
+        if share is None or not 0 <= share <= 1:
+            raise ValueError("threshold %s is a share of memory between 0 and 1, got %s" % (key, _shown(merged[key])))
     for key in _NOT_NEGATIVE:
-        if int(merged[key]) < 0:
-            raise ValueError("threshold %s must be 0 or more, got %s" % (key, merged[key]))
+        _whole(merged[key], "threshold %s" % key, 0, _MAX_ORDER if key == "order" else 1 << 40)
+    zones = _sequence(merged["zones"], "threshold zones")
+    if not all(isinstance(name, str) for name in zones):
+        raise TypeError("threshold zones must be a list of zone names, got %s" % _shown(merged["zones"]))
     if float(merged["unusable_warning"]) > float(merged["unusable_critical"]):
         raise ValueError("threshold unusable_warning (%s) is above unusable_critical (%s)"
                          % (merged["unusable_warning"], merged["unusable_critical"]))
@@ -116,35 +183,39 @@ def _at(values: t.Sequence[t.Any], index: int, default: t.Any = None) -> t.Any:
 def zone_findings(buddyinfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
     """Findings about free memory by order for every zone that matters."""
     limits = _merged(thresholds)
-    order = int(limits["order"])
-    page_size = int(buddyinfo.get("page_size") or 4096)
+    order = _whole(limits["order"], "threshold order", 0, _MAX_ORDER)
+    page_size = _whole(buddyinfo.get("page_size") or 4096, "page_size", 1, 1 << 30)
     findings = []
-    for zone in buddyinfo.get("zones") or []:
+    for index, zone in enumerate(_sequence(buddyinfo.get("zones"), "memfrag_buddyinfo.zones")):
+        zone = _mapping(zone, "memfrag_buddyinfo.zones[%d]" % index)
         name = zone.get("zone")
         node = zone.get("node")
-        if name not in limits["zones"]:
+        if not isinstance(name, str) or name not in limits["zones"]:
             continue
         managed = zone.get("managed_pages")
+        if managed is not None:
+            managed = _whole(managed, "managed_pages of zone %s" % name, 0, _MAX_BYTES)
         # Without zoneinfo the zone's size is unknown: judge it rather than guess it is small.
         if managed is not None and managed * page_size < int(limits["min_zone_mb"]) * MIB:
             continue
         label = "%s zone node %s" % (name, node)
-        orders = len(zone.get("free_blocks") or [])
+        orders = len(_sequence(zone.get("free_blocks"), "free_blocks of zone %s" % name))
         if order >= orders:
             findings.append(_finding("info", "order_not_present", "%s: the kernel has no order %d (orders 0-%d)" % (label, order, orders - 1),
                                      node, name, {"orders": orders}))
             continue
-        free_bytes = int(zone.get("free_bytes", 0))
-        high_bytes = int(_at(zone.get("free_bytes_at_or_above_order"), order, 0))
-        unusable = _at(zone.get("unusable_index"), order)
-        largest = int(zone.get("largest_free_order", -1))
+        free_bytes = _whole(zone.get("free_bytes", 0), "free_bytes of zone %s" % name, 0, _MAX_BYTES)
+        high_bytes = _whole(_at(_sequence(zone.get("free_bytes_at_or_above_order"), "free_bytes_at_or_above_order"), order, 0),
+                            "free_bytes_at_or_above_order of zone %s" % name, 0, _MAX_BYTES)
+        unusable = _fraction(_at(_sequence(zone.get("unusable_index"), "unusable_index"), order), "unusable_index of zone %s" % name)
+        largest = _whole(zone.get("largest_free_order", -1), "largest_free_order of zone %s" % name, -1, _MAX_ORDER)
         largest_text = "no free block at all" if largest < 0 else "largest free block %s" % format_bytes((1 << largest) * page_size)
         numbers = {
             "order": order,
             "free_bytes": free_bytes,
             "free_bytes_at_or_above_order": high_bytes,
             "unusable_index": unusable,
-            "fragmentation_index": _at(zone.get("fragmentation_index"), order),
+            "fragmentation_index": _at(_sequence(zone.get("fragmentation_index"), "fragmentation_index"), order),
             "largest_free_order": largest,
         }
         unusable_text = "" if unusable is None else "; %d%% of free memory is unusable for order-%d requests" % (round(unusable * 100), order)
@@ -169,12 +240,13 @@ def _node_watermark_findings(buddyinfo: t.Mapping[str, t.Any], order: int) -> t.
     # Per node, not per zone: the allocator falls back from zone to zone, and DMA/DMA32 fail the
     # check for Normal-class requests by design (lowmem_reserve), so only "no zone passes" matters.
     findings = []
-    for node in buddyinfo.get("nodes") or []:
-        if _at(node.get("watermark_ok"), order) is False:
+    for index, node in enumerate(_sequence(buddyinfo.get("nodes"), "memfrag_buddyinfo.nodes")):
+        node = _mapping(node, "memfrag_buddyinfo.nodes[%d]" % index)
+        if _at(_sequence(node.get("watermark_ok"), "watermark_ok"), order) is False:
             findings.append(_finding(
                 "warning", "watermark_fails_at_order",
                 "node %s: an order-%d allocation would fail the watermark check of every zone (%s) now"
-                % (node.get("node"), order, ", ".join(node.get("zones") or [])),
+                % (node.get("node"), order, ", ".join(str(name) for name in _sequence(node.get("zones"), "zones"))),
                 node.get("node"), None, {"order": order, "largest_free_order": node.get("largest_free_order")}))
     return findings
 
@@ -183,18 +255,19 @@ def memory_findings(meminfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
     """Findings about where memory went (slab, unexplained remainder)."""
     limits = _merged(thresholds)
     findings = []
-    accounting = meminfo.get("accounting") or {}
-    total = int(accounting.get("total_bytes") or 0)
+    accounting = _mapping(meminfo.get("accounting"), "memfrag_meminfo.accounting")
+    total = _whole(accounting.get("total_bytes") or 0, "accounting.total_bytes", 0, _MAX_BYTES)
     if not total:
         return findings
-    unexplained = int(accounting.get("unexplained_bytes") or 0)
+    unexplained = _whole(accounting.get("unexplained_bytes") or 0, "accounting.unexplained_bytes", -_MAX_BYTES, _MAX_BYTES)
     if unexplained >= total * float(limits["unexplained_warning"]):
         findings.append(_finding(
             "warning", "unexplained_memory",
             "%s of used memory (%d%% of RAM) is not explained by page cache, anonymous memory, slab, page tables or kernel stacks"
             % (format_bytes(unexplained), round(100.0 * unexplained / total)),
             None, None, {"unexplained_bytes": unexplained, "total_bytes": total}))
-    reclaimable = int((meminfo.get("slab") or {}).get("reclaimable_bytes") or 0)
+    reclaimable = _whole(_mapping(meminfo.get("slab"), "memfrag_meminfo.slab").get("reclaimable_bytes") or 0,
+                         "slab.reclaimable_bytes", 0, _MAX_BYTES)
     if reclaimable >= total * float(limits["slab_reclaimable_warning"]):
         findings.append(_finding(
             "warning", "slab_reclaimable_large",
@@ -203,6 +276,8 @@ def memory_findings(meminfo: t.Mapping[str, t.Any], thresholds: t.Optional[t.Map
             None, None, {"slab_reclaimable_bytes": reclaimable, "total_bytes": total}))
     explanation = accounting.get("explanation")
     if explanation:
+        if not isinstance(explanation, str):
+            raise TypeError("accounting.explanation must be text, got %s" % type(explanation).__name__)
         findings.append(_finding("info", "memory_accounting", explanation, None, None,
                                  {key: value for key, value in accounting.items() if key.endswith("_bytes")}))
     return findings
@@ -236,12 +311,13 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
     findings = []
     if not log_scan:
         return findings
-    counts = log_scan.get("counts") or {}
-    first_seen = log_scan.get("first_seen") or {}
-    last_seen = log_scan.get("last_seen") or {}
+    check_log_scan(log_scan)  # ValueError naming the field, e.g. counts given as a list
+    counts = _mapping(log_scan.get("counts"), "log_scan.counts")
+    first_seen = _mapping(log_scan.get("first_seen"), "log_scan.first_seen")
+    last_seen = _mapping(log_scan.get("last_seen"), "log_scan.last_seen")
     for kind in KINDS:
         severity, what = LOG_SEVERITY[kind], DESCRIPTIONS[kind]
-        count = int(counts.get(kind) or 0)
+        count = _whole(counts.get(kind) or 0, "log_scan.counts.%s" % kind, 0, 1 << 63)
         if not count:
             continue
         when = ""
@@ -252,20 +328,79 @@ def log_findings(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.Dict[s
     return findings
 
 
+def xfs_file_findings(xfs_files: t.Optional[t.Mapping[str, t.Any]],
+                      thresholds: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
+    """Which files to look at, from the ``memfrag_xfs_files`` fact (an XFS extent scan after deadlock events).
+
+    Critical when a file's in-core extent map needs an allocation of at least the order that matters on this
+    kernel's era (up to 4.14: more than 65,536 extents for order 1); a warning otherwise, since those files are
+    still where the fragmentation is; info when the scan found none.
+    """
+    if not xfs_files or not xfs_files.get("scanned"):
+        return []
+    # Imported here: only hosts with an XFS scan compile it (memory_facts imports this file on every host).
+    from ansible_collections.memfrag.linux.plugins.module_utils._xfs.extent_map import ERA_EXTENT_LIST, ERA_IEXT_BTREE, extents_for_irec_size
+    order = int(_merged(thresholds)["order"])
+    processes = [item for item in xfs_files.get("log_processes") or [] if isinstance(item, dict)]
+    named = ["%s(%s)" % (item.get("comm"), item.get("pid")) for item in processes]
+    source = "XFS deadlock messages name %s" % ", ".join(named[:3]) if named else "XFS deadlock messages"
+    stopped = xfs_files.get("stopped_early")
+    partial = " (the scan stopped early: %s)" % stopped.get("reason") if stopped else ""
+    files = [item for item in xfs_files.get("files") or [] if isinstance(item, dict)]
+    numbers = {"files": [dict((key, item.get(key)) for key in ("path", "extents", "alloc_bytes", "alloc_order")) for item in files[:5]],
+               "found": xfs_files.get("found"), "min_extents": xfs_files.get("min_extents"), "era": xfs_files.get("era"),
+               "log_processes": named}
+    if not files:
+        return [_finding("info", "xfs_files_not_found", "%s; no XFS file with %s or more extents found%s"
+                         % (source, xfs_files.get("min_extents"), partial), None, None, numbers)]
+    shown = [_xfs_file_text(item) for item in files[:3]]
+    more = int(xfs_files.get("found") or len(files)) - len(shown)
+    message = "%s; the XFS files with the most extents are %s%s%s." % (
+        source, ", ".join(shown), " and %d more" % more if more > 0 else "", partial)
+    if xfs_files.get("era") == ERA_IEXT_BTREE:
+        message += (" On this kernel (4.15+) an extent map needs nothing above order 0, so they are fragmented files,"
+                    " not the allocation that loops.")
+    for item in processes:
+        span = extents_for_irec_size(int(item.get("size") or 0)) if xfs_files.get("era") == ERA_EXTENT_LIST else None
+        if span:
+            message += (" The messages' %d-byte allocation is the extent index of a file with %d-%d extents."
+                        % (item["size"], span[0], span[1]))
+            break
+    worst = max(int(item.get("alloc_order") or 0) for item in files)
+    return [_finding("critical" if worst >= order else "warning", "xfs_fragmented_files", message, None, None, numbers)]
+
+
+def _xfs_file_text(item: t.Mapping[str, t.Any]) -> str:
+    parts = ["%d extents" % int(item.get("extents") or 0)]
+    if item.get("alloc_bytes") is not None:
+        parts.append("map needs %d bytes, order %s" % (item["alloc_bytes"], item.get("alloc_order")))
+    holders = ["%s(%s)" % (holder.get("comm"), holder.get("pid")) for holder in (item.get("open_by") or [])[:3]]
+    if holders:
+        parts.append("open by " + ", ".join(holders))
+    return "%s (%s)" % (item.get("path"), "; ".join(parts))
+
+
 def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optional[t.Mapping[str, t.Any]] = None,
                   log_scan: t.Optional[t.Mapping[str, t.Any]] = None,
                   thresholds: t.Optional[t.Mapping[str, t.Any]] = None,
-                  host: t.Optional[str] = None) -> t.List[t.Dict[str, t.Any]]:
+                  host: t.Optional[str] = None,
+                  xfs_files: t.Optional[t.Mapping[str, t.Any]] = None) -> t.List[t.Dict[str, t.Any]]:
     """All findings for one host, most severe first (stable within a severity), each warning and critical one with
-    its ``remedy`` (``host`` is the inventory name the remedies' commands limit to).
+    its ``remedy`` (``host`` is the inventory name the remedies' commands limit to). ``xfs_files`` is the
+    ``memfrag_xfs_files`` fact of an XFS extent scan.
 
-    Raises ValueError for thresholds that are unknown or out of range (check_thresholds).
+    Raises ValueError for thresholds that are unknown or out of range (check_thresholds), and
+    TypeError or ValueError naming the fact that is not in the shape the modules return (a list
+    where a dict belongs, a number past 64 bits, text where a number belongs).
     """
     check_thresholds(thresholds)
+    buddyinfo = _mapping(buddyinfo, "memfrag_buddyinfo")
+    meminfo = _mapping(meminfo, "memfrag_meminfo")
     findings = []
     if buddyinfo:
         findings.extend(zone_findings(buddyinfo, thresholds))
     findings.extend(log_findings(log_scan))
+    findings.extend(xfs_file_findings(xfs_files, thresholds))
     if meminfo:
         findings.extend(memory_findings(meminfo, thresholds))
     if buddyinfo and meminfo:
@@ -275,7 +410,18 @@ def host_findings(buddyinfo: t.Optional[t.Mapping[str, t.Any]], meminfo: t.Optio
 
 
 def verdict(findings: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:
-    """One line for the host: the worst severity and what it is about."""
+    """One line for the host: the worst severity and what it is about.
+
+    Raises TypeError or ValueError when an item is not a finding (a dict with a known severity and a message).
+    """
+    for index, item in enumerate(_sequence(findings, "findings")):
+        if not isinstance(item, Mapping):
+            raise TypeError("findings[%d] must be a dict, got %s" % (index, type(item).__name__))
+        if not isinstance(item.get("severity"), str) or item["severity"] not in SEVERITY_RANK:
+            raise ValueError("findings[%d] has severity %s; expected one of %s"
+                             % (index, _shown(item.get("severity")), ", ".join(sorted(SEVERITY_RANK))))
+        if not isinstance(item.get("message"), str):
+            raise TypeError("findings[%d] has no message text" % index)
     worst = max((SEVERITY_RANK[item["severity"]] for item in findings), default=0)
     if worst < SEVERITY_RANK["warning"]:
         severity, summary = "ok", "no memory fragmentation problem found"

@@ -8,6 +8,7 @@ name and values, and why it helps. The host name comes from an inventory and is 
 remedy pasted into a shell names exactly that host.
 """
 
+import json
 import shlex
 import typing as t
 
@@ -31,10 +32,10 @@ def remedy(finding: t.Mapping[str, t.Any], host: t.Optional[str] = None,
     code = finding.get("code", "")
     order = (finding.get("numbers") or {}).get("order")
     reclaim = "ansible-playbook memfrag.linux.reclaim --limit %s -e reclaim_target_order=%s" % (limit, order if order is not None else 4)
+    values = (limit, _tunable(tunables, "min_free_kbytes"), _tunable(tunables, "watermark_scale_factor"))
     tune = ("ansible-playbook memfrag.linux.tune --limit %s --check --diff (shows the baseline for this host; today "
             "vm.min_free_kbytes=%s, vm.watermark_scale_factor=%s): higher watermarks make kswapd and kcompactd keep "
-            "high-order blocks free before allocations need them" % (limit, _tunable(tunables, "min_free_kbytes"),
-                                                                       _tunable(tunables, "watermark_scale_factor")))
+            "high-order blocks free before allocations need them" % values)
     if code in ("no_high_order_blocks", "high_order_unusable", "high_order_scarce", "watermark_fails_at_order"):
         return "now: %s (compacts first, drops clean page cache only if still needed); to keep it from coming back: %s" % (
             reclaim, tune)
@@ -42,6 +43,13 @@ def remedy(finding: t.Mapping[str, t.Any], host: t.Optional[str] = None,
         return ("find the files behind it: memfrag.linux.xfs_extent_scan on %s (with the pids the events name) lists the "
                 "files whose extent maps need the large allocations XFS retries, and role memfrag.linux.xfs_extents "
                 "defragments them; meanwhile: %s" % (limit, reclaim))
+    if code == "xfs_fragmented_files":
+        paths = [item.get("path") for item in (finding.get("numbers") or {}).get("files") or [] if item.get("path")]
+        args = shlex.quote(json.dumps({"files": paths}, separators=(",", ":")))
+        return ("ansible %s -b -m memfrag.linux.xfs_defrag -a %s (xfs_fsr rewrites each file into few extents at idle I/O "
+                "priority, refuses files open for writing, and returns the extents before and after; the role "
+                "memfrag.linux.xfs_extents does the same for the worst files); files created later stay contiguous with an "
+                "extent size hint on their directory (xfs_defrag dirs, extsize 16m)" % (limit, args))
     if code in ("page_alloc_failure_logged", "page_alloc_stall_logged"):
         return "%s; then %s" % (reclaim, tune)
     if code == "hung_task_logged":

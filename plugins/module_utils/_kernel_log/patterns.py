@@ -3,18 +3,22 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the kernel prints for allocation deadlocks, failures, stalls, hung tasks and OOM kills.
 
-Two stages, because production logs are gigabytes of noise with a few hundred interesting lines:
+Three stages, because production logs are gigabytes of noise with a few hundred interesting lines, and
+because anyone who can write to syslog chooses what the scanner reads:
 
-1. ``NEEDLES``: four byte strings at least one of which is in every line of interest. Sources search
-   big binary chunks with ``bytes.find`` (CPython's fast search) and only the lines around a hit
-   are decoded. Four needles cover every form below (see ``needle_for_form`` in the tests).
-2. ``classify_line``: the line's prefix (syslog, ``dmesg``, ``dmesg -T``, bare text) says who wrote
-   it and when; the message is then matched against the exact forms of each kernel era
-   (shared/reference/kernel-formats.md sections 5-7).
+1. ``NEEDLES``: five byte strings at least one of which is in every line of interest. Sources search big
+   binary chunks for them (libc's strstr or ``bytes.find``); each hit is confirmed in place by the whole
+   literal around it (``LITERALS``, O(1) per hit) before the line is even cut out.
+2. ``parse_prefix``: the line's prefix says who wrote it and when. Only the kernel speaks: a syslog line
+   counts only with the bare tag ``kernel:`` (the kernel's own lines never carry a pid), and that is
+   decided before any message is classified.
+3. ``classify_message``: each form is found by a literal ``str.find`` and then parsed from fixed
+   positions with anchored, bounded patterns (shared/reference/kernel-formats.md sections 5-7). No
+   pattern searches with a lazy or greedy run followed by more pattern, so no line costs more than
+   linear time however it is built (tests/unit/.../test_kernel_log_linear.py).
 
-Only the kernel speaks: a syslog line counts only when its program tag is ``kernel``. A line
-without any prefix (a mail-wrapped continuation, a pasted excerpt) takes the speaker of the line
-before it when that line has a syslog prefix.
+Numbers are bounded before conversion: a value the kernel cannot print (a pid past PID_MAX_LIMIT, a
+5,000-digit order, a 40-digit GFP mode) leaves that field null and is reported in ``Match.problems``.
 """
 
 
@@ -26,7 +30,6 @@ import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._mm.gfp import decode, split_names
 
-# Kinds reported in ``counts`` (always all present).
 
 # Every message form we recognise; ``forms`` in the result counts lines per form. The oom_* forms
 # other than oom_killed/oom_kill_shared_mm are parts of an OOM report, not kills.
@@ -42,70 +45,151 @@ FORM_KIND = {
     "oom_kill_shared_mm": "oom_kill",
 }
 
-# "allocation": XFS deadlock, page allocation failure and stall. "blocked for more than": hung task.
-# "oom-kill": "invoked oom-killer" and the 5.x "oom-kill:constraint=" summary. " process ":
-# "Killed process", "Kill process ... score/sharing same memory" and 2.6.32's "kill process".
-NEEDLES = (b"allocation", b"blocked for more than", b"oom-kill", b" process ")
-# " process " is common in noise (systemd's "Main process exited", "Killing process"): a hit counts
-# only right after one of these words, checked in place before the line is even cut out.
-NEEDLE_AFTER = {b" process ": (b"Kill", b"kill", b"Killed")}
-# Cheap confirmation on the raw line before any decoding or prefix parsing.
-CONFIRM = re.compile(rb"possible memory allocation deadlock|page allocation (?:failure|stalls)"
-                     rb"|blocked for more than \d+ seconds|invoked oom-killer|oom-kill:constraint"
-                     rb"|[Kk]ill(?:ed)? process")
+# ---- stage 1: needles and the literals that confirm them ----------------------------------------
 
-# Longest line worth decoding. The kernel's own limit is 1024 bytes (LOG_LINE_MAX) plus a syslog
-# prefix; anything far longer is not kernel output.
-MAX_LINE = 64 * 1024
+# The literal of every form, and the needle searched for it. A needle is chosen so that its first two
+# bytes are uncommon in log text (strstr's SIMD scan looks for those two bytes first).
+_LITERAL_NEEDLE = (
+    (b"possible memory allocation deadlock", b"allocation"),
+    (b"page allocation failure", b"allocation"),
+    (b"page allocation stalls for ", b"allocation"),
+    (b"blocked for more than ", b"blocked for more than "),
+    (b"invoked oom-killer", b"m-kill"),
+    (b"oom-kill:constraint", b"m-kill"),
+    (b"Killed process", b"Killed process"),
+    (b"Kill process", b"ll process"),
+    (b"kill process", b"ll process"),
+)
+NEEDLES = tuple(sorted(set(needle for _literal, needle in _LITERAL_NEEDLE)))
+# needle -> ((literal, where the needle sits in it), ...)
+LITERALS = dict((needle, tuple((literal, literal.index(needle)) for literal, n in _LITERAL_NEEDLE if n == needle))
+                for needle in NEEDLES)
+_TEXT_LITERALS = tuple(literal.decode("ascii") for literal, _needle in _LITERAL_NEEDLE)
+_HUNG = "blocked for more than "
+_SECONDS_AFTER = re.compile(rb"[0-9]+ seconds")
+_HUNG_TEXT = re.compile(r"blocked for more than [0-9]+ seconds")
+
+# U+00A0 in UTF-8. Text pasted from web pages and tickets has it between words; such lines are read with
+# plain spaces and their events are marked as not byte-exact kernel output.
+NBSP_NEEDLE = b"\xc2\xa0"
+
+# Lines naming the kernel release that wrote a log (see release_of).
+RELEASE_NEEDLES = (b"Linux version ", b"ainted")
+
+# Longest line worth decoding. A kernel record is at most 1024 bytes (PRINTKRB_RECORD_MAX; LOG_LINE_MAX
+# before 5.10) and rsyslog's default message limit is 8 KiB; with a syslog prefix, dmesg stamps and mail
+# quoting nothing the kernel wrote comes near this. Longer lines are skipped whole, at memchr speed.
+MAX_LINE = 8 * 1024
+
+
+def confirm_at(buf: t.Union[bytes, bytearray], hit: int, needle: bytes) -> bool:
+    """True when the needle found at ``hit`` sits inside one of its literals (a few compares)."""
+    for literal, offset in LITERALS[needle]:
+        start = hit - offset
+        if start >= 0 and buf.startswith(literal, start):
+            if literal == b"blocked for more than ":
+                return _SECONDS_AFTER.match(buf, start + len(literal)) is not None
+            return True
+    return False
+
+
+_LITERAL_BYTES = tuple(literal for literal, _needle in _LITERAL_NEEDLE if literal != b"blocked for more than ")
+_HUNG_BYTES = re.compile(rb"blocked for more than [0-9]+ seconds")
+
+
+def confirm_line(line: bytes) -> bool:
+    """True when a raw line holds one of the literals, non-breaking spaces read as spaces (C-level scans only)."""
+    if NBSP_NEEDLE in line:
+        line = line.replace(NBSP_NEEDLE, b" ")
+    return any(literal in line for literal in _LITERAL_BYTES) or _HUNG_BYTES.search(line) is not None
+
+
+def confirm_text(message: str) -> bool:
+    """True when decoded text holds one of the literals (kmsg and journal records, NBSP lines)."""
+    for literal in _TEXT_LITERALS:
+        if literal == _HUNG:
+            if _HUNG_TEXT.search(message):
+                return True
+        elif literal in message:
+            return True
+    return False
+
+
+def normalise_spaces(text: str) -> t.Tuple[str, bool]:
+    """(text with U+00A0 read as a space, whether anything changed)."""
+    if "\xa0" in text:
+        return text.replace("\xa0", " "), True
+    return text, False
+
+
+# ---- bounded numbers -------------------------------------------------------------------------------
+
+PID_MAX_LIMIT = 4 * 1024 * 1024   # include/linux/threads.h: the most pid_max can be on 64-bit
+U32_MAX = 0xFFFFFFFF              # gfp_t is an unsigned int; stall milliseconds are %u
+U64_MAX = 0xFFFFFFFFFFFFFFFF
+S64_MAX = 0x7FFFFFFFFFFFFFFF
+ORDER_MAX = 63                    # an order past this would be more pages than a 64-bit address space holds
+_MAX_DIGITS = 20                  # no bound above has more decimal digits; longer text is never converted
+_MAX_HEX_DIGITS = 16
+
+
+def _number(digits: t.Optional[str], name: str, maximum: int, problems: t.List[str], minimum: int = 0) -> t.Optional[int]:
+    """``digits`` (ASCII, maybe with a leading minus) as an int within [minimum, maximum], else None and a problem."""
+    if digits is None:
+        return None
+    negative = digits.startswith("-")
+    body = digits[1:] if negative else digits
+    if len(body) > _MAX_DIGITS:
+        problems.append("%s with %d digits" % (name, len(body)))
+        return None
+    value = -int(body) if negative else int(body)
+    if not minimum <= value <= maximum:
+        problems.append("%s %d out of range" % (name, value))
+        return None
+    return value
+
+
+def _hex(digits: t.Optional[str], name: str, problems: t.List[str]) -> t.Optional[int]:
+    if digits is None:
+        return None
+    if len(digits) > _MAX_HEX_DIGITS:
+        problems.append("%s with %d hex digits" % (name, len(digits)))
+        return None
+    value = int(digits, 16)
+    if value > U32_MAX:
+        problems.append("%s %#x out of range" % (name, value))
+        return None
+    return value
+
+
+# ---- stage 2: who wrote a line and when ------------------------------------------------------------
 
 _MONTHS = dict((name, number) for number, name in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1))
 _MON = r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-_CLOCK = r"(?P<hh>\d\d):(?P<mi>\d\d):(?P<ss>\d\d)(?:\.(?P<frac>\d+))?"
-_ISO = (r"(?P<iso>(?P<y>\d{4})-(?P<m>\d\d)-(?P<d>\d\d)[T ](?P<ihh>\d\d):(?P<imi>\d\d):(?P<iss>\d\d)"
-        r"(?:[.,](?P<ifrac>\d+))?(?P<tz>Z|[+-]\d\d:?\d\d)?)")
-_TAG = r"(?P<tag>[^\s:\[\]]+)(?:\[(?P<tagpid>\d+)\])?:(?:\s|$)"
+_SP = r"[ \t]"
+_CLOCK = r"(?P<hh>[0-9]{2}):(?P<mi>[0-9]{2}):(?P<ss>[0-9]{2})(?:\.(?P<frac>[0-9]{1,9}))?"
+_ISO = (r"(?P<iso>(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})[T ](?P<ihh>[0-9]{2}):(?P<imi>[0-9]{2})"
+        r":(?P<iss>[0-9]{2})(?:[.,](?P<ifrac>[0-9]{1,9}))?(?P<tz>Z|[+-][0-9]{2}:?[0-9]{2})?)")
 
-# RFC 3164 (/var/log/messages, journalctl short/short-precise), with and without a host name.
-_SYSLOG_BSD_NOHOST = re.compile(r"^" + _MON + r"\s+(?P<day>\d{1,2})\s+" + _CLOCK + r"\s+" + _TAG)
-_SYSLOG_BSD = re.compile(r"^" + _MON + r"\s+(?P<day>\d{1,2})\s+" + _CLOCK + r"\s+(?P<host>\S+)\s+" + _TAG)
-# RFC 5424-ish / rsyslog high precision / journalctl short-iso.
-_SYSLOG_ISO_NOHOST = re.compile(r"^" + _ISO + r"\s+" + _TAG)
-_SYSLOG_ISO = re.compile(r"^" + _ISO + r"\s+(?P<host>\S+)\s+" + _TAG)
-# "thales kernel: ..." - syslog without a date, accepted only with the kernel tag (anything else
-# is indistinguishable from "comm: message" kernel text).
-_SYSLOG_DATELESS_KERNEL = re.compile(r"^(?P<host>[\w.-]+)\s+(?P<tag>kernel):\s")
+# RFC 3164 (/var/log/messages, journalctl short/short-precise) and RFC 5424-ish / rsyslog high precision /
+# journalctl short-iso: the time, then the host (may be absent), then the program tag.
+_STAMP_BSD = re.compile(_MON + _SP + r"{1,4}(?P<day>[0-9]{1,2})" + _SP + r"{1,4}" + _CLOCK + _SP + r"{1,16}")
+_STAMP_ISO = re.compile(_ISO + _SP + r"{1,16}")
+_KERNEL_TAG = re.compile(r"kernel:(?:[ \t]|$)")
+_HOST = re.compile(r"(?P<host>[^ \t]{1,255})" + _SP + r"{1,16}")
+_TAG = re.compile(r"(?P<tag>[^\s:\[\]]{1,128})(?:\[(?P<tagpid>[0-9]{1,20})\])?:")
+# "thales kernel: ..." - syslog without a date, accepted only with the kernel tag (anything else is
+# indistinguishable from "comm: message" kernel text).
+_SYSLOG_DATELESS_KERNEL = re.compile(r"(?P<host>[\w.-]{1,255})" + _SP + r"{1,16}kernel:(?:[ \t]|$)")
 
 # dmesg prefixes inside the message: "[  123.456789]", "[Tue Nov  5 11:18:34 2019]" (any weekday
-# language, U+00A0 seen in mail), the CONFIG_PRINTK_CALLER field "[ T416120]".
-_UPTIME = re.compile(r"^\[\s*(?P<up>\d+\.\d+)\]\s?")
-_DMESG_T = re.compile(r"^\[\w+\s+" + _MON + r"\s+(?P<day>\d{1,2})\s+" + _CLOCK + r"\s+(?P<year>\d{4})\]\s?")
-_CALLER = re.compile(r"^\[\s*[TC]\d+\]\s?")
-_LEVEL = re.compile(r"^<\d{1,3}>")
-
-_HEX = r"0x[0-9a-fA-F]+"
-_XFS = re.compile(
-    r"[Xx][Ff][Ss]: (?:(?P<comm>.+?)\((?P<pid>\d+)\) )?possible memory allocation deadlock"
-    r"(?:\s+size (?P<size>\d+))?(?:\s+in (?P<function>\w+))?(?:\s*\(mode:(?P<mode>" + _HEX + r"))?")
-_PAF = re.compile(
-    r"^(?P<comm>.+?): page allocation failure[.:]?\s*(?:order:(?P<order>\d+),?)?"
-    r"(?:\s*mode:(?P<mode>" + _HEX + r")(?:\((?P<names>[^)]*)\))?)?")
-_STALL = re.compile(
-    r"^(?P<comm>.+?): page allocation stalls for (?P<ms>\d+)ms,?\s*(?:order:(?P<order>\d+),?)?"
-    r"(?:\s*mode:(?P<mode>" + _HEX + r")(?:\((?P<names>[^)]*)\))?)?")
-_HUNG_TASK = re.compile(r"task (?P<comm>.+?):(?P<pid>\d+) blocked for more than (?P<seconds>\d+) seconds")
-_HUNG_BARE = re.compile(r"^(?P<comm>\S(?:.*?\S)?):(?P<pid>\d+) blocked for more than (?P<seconds>\d+) seconds")
-_HUNG_ANY = re.compile(r"blocked for more than (?P<seconds>\d+) seconds")
-_OOM_INVOKED = re.compile(
-    r"^(?P<comm>.+?) invoked oom-killer: gfp_mask=(?P<mode>" + _HEX + r")(?:\((?P<names>[^)]*)\))?"
-    r"(?:, nodemask=[^,]*)?(?:, order=(?P<order>-?\d+))?")
-_OOM_CONSTRAINT = re.compile(
-    r"oom-kill:constraint=(?P<constraint>\w+)(?:.*?,task=(?P<comm>[^,]*),pid=(?P<pid>\d+))?")
-_OOM_KILLED = re.compile(
-    r"(?:^|: )Killed process (?P<pid>\d+)(?:, UID \d+,)? \((?P<comm>.*?)\)")
-_OOM_CANDIDATE = re.compile(
-    r"[Kk]ill process (?P<pid>\d+) \((?P<comm>.*?)\) score (?P<score>-?\d+) or (?:sacrifice child|a child)")
-_OOM_SHARED = re.compile(r"Kill process (?P<pid>\d+) \((?P<comm>.*?)\) sharing same memory")
+# language), the CONFIG_PRINTK_CALLER field "[ T416120]", a console level "<4>".
+_UPTIME = re.compile(r"\[[ ]{0,16}(?P<up>[0-9]{1,12}\.[0-9]{1,9})\] ?")
+_DMESG_T = re.compile(r"\[\w{1,32}" + _SP + "{1,8}" + _MON + _SP + r"{1,8}(?P<day>[0-9]{1,2})" + _SP + "{1,8}"
+                      + _CLOCK + _SP + r"{1,8}(?P<year>[0-9]{4})\] ?")
+_CALLER = re.compile(r"\[[ ]{0,16}[TC][0-9]{1,10}\] ?")
+_LEVEL = re.compile(r"<[0-9]{1,3}>")
 
 
 class Speaker(object):
@@ -130,6 +214,7 @@ def _bsd_time(match: t.Match, reference: float) -> t.Optional[float]:
         year = time.localtime(reference).tm_year
         parts = (_MONTHS[match.group("mon")], int(match.group("day")), int(match.group("hh")),
                  int(match.group("mi")), int(match.group("ss")))
+        stamp = None
         for candidate_year in (year, year - 1):
             stamp = time.mktime((candidate_year,) + parts + (0, 0, -1))
             if stamp <= reference + 86400:
@@ -162,52 +247,77 @@ def _iso_time(match: t.Match) -> t.Optional[float]:
         return None
 
 
+def _syslog(text: str, reference: float, position: int = 0) -> t.Optional[t.Tuple[bool, t.Optional[str], t.Optional[str], t.Optional[float], int]]:
+    """(kernel, tag, host, timestamp, message start) when ``text`` has a syslog prefix at ``position``."""
+    match = _STAMP_BSD.match(text, position)
+    if match:
+        stamp = _bsd_time(match, reference)
+    else:
+        match = _STAMP_ISO.match(text, position)
+        if not match:
+            dateless = _SYSLOG_DATELESS_KERNEL.match(text, position)
+            if dateless:
+                return True, "kernel", dateless.group("host"), None, dateless.end()
+            return None
+        stamp = _iso_time(match)
+    position = match.end()
+    # The kernel's lines carry exactly "kernel:", with or without the host before it. Anything else after a
+    # syslog time - another tag, "kernel[4242]:" (the kernel never logs a pid), a tag that does not parse -
+    # was written by a program.
+    kernel_tag = _KERNEL_TAG.match(text, position)
+    if kernel_tag:
+        return True, "kernel", None, stamp, kernel_tag.end()
+    host = None
+    host_match = _HOST.match(text, position)
+    if host_match:
+        kernel_tag = _KERNEL_TAG.match(text, host_match.end())
+        if kernel_tag:
+            return True, "kernel", host_match.group("host"), stamp, kernel_tag.end()
+        host = host_match.group("host")
+        position = host_match.end()
+    tag = _TAG.match(text, position)
+    if tag:
+        return False, tag.group("tag"), host, stamp, tag.end()
+    return False, None, host, stamp, position
+
+
+_SPACES = re.compile(r"\s*")
+
+
 def parse_prefix(line: str, reference: float) -> Speaker:
     """Split a physical log line into who/when and the kernel message.
 
-    ``reference`` (epoch seconds, e.g. the file's mtime) supplies the year syslog dates lack.
+    ``reference`` (epoch seconds, e.g. the file's mtime) supplies the year syslog dates lack. Every
+    pattern here is anchored at a position and bounded, and the text is cut once at the end: cost is
+    linear in the line whatever it holds.
     """
-    text = line.strip()
-    if text.startswith("> "):  # mail quoting in pasted excerpts
-        text = text[2:].lstrip()
+    text = line.rstrip()
+    position = _SPACES.match(text).end()
+    if text.startswith("> ", position):  # mail quoting in pasted excerpts
+        position = _SPACES.match(text, position + 2).end()
     origin = "text"
     kernel = True
     tag = None
     host = None
     timestamp = None
-    for pattern in (_SYSLOG_BSD_NOHOST, _SYSLOG_BSD, _SYSLOG_ISO_NOHOST, _SYSLOG_ISO, _SYSLOG_DATELESS_KERNEL):
-        match = pattern.match(text)
-        if match:
-            # Without host, "Mar 5 10:00:00 node06 kernel: x" would read host "node06" as the tag:
-            # a no-host match only stands when the tag is followed by the message, not by a tag.
-            if pattern in (_SYSLOG_BSD_NOHOST, _SYSLOG_ISO_NOHOST) and match.group("tag") != "kernel":
-                other = (_SYSLOG_BSD if pattern is _SYSLOG_BSD_NOHOST else _SYSLOG_ISO).match(text)
-                if other:
-                    match = other
-            origin = "syslog"
-            tag = match.group("tag")
-            host = match.groupdict().get("host")
-            kernel = tag == "kernel"
-            if "iso" in match.groupdict() and match.group("iso"):
-                timestamp = _iso_time(match)
-            elif "mon" in match.groupdict():
-                timestamp = _bsd_time(match, reference)
-            text = text[match.end():]
-            break
+    found = _syslog(text, reference, position)
+    if found is not None:
+        kernel, tag, host, timestamp, position = found
+        origin = "syslog"
     uptime = None
     for _attempt in range(4):  # "<4>[ 12.3] [ T12] ..." in any order, each at most once in practice
-        stripped = text.lstrip()
-        match = _LEVEL.match(stripped)
+        position = _SPACES.match(text, position).end()
+        match = _LEVEL.match(text, position)
         if match:
-            text = stripped[match.end():]
+            position = match.end()
             continue
-        match = _UPTIME.match(stripped)
+        match = _UPTIME.match(text, position)
         if match:
             uptime = float(match.group("up"))
             origin = "dmesg" if origin == "text" else origin
-            text = stripped[match.end():]
+            position = match.end()
             continue
-        match = _DMESG_T.match(stripped)
+        match = _DMESG_T.match(text, position)
         if match:
             try:
                 timestamp = time.mktime((int(match.group("year")), _MONTHS[match.group("mon")], int(match.group("day")),
@@ -215,106 +325,305 @@ def parse_prefix(line: str, reference: float) -> Speaker:
             except (ValueError, OverflowError):
                 pass
             origin = "dmesg" if origin == "text" else origin
-            text = stripped[match.end():]
+            position = match.end()
             continue
-        match = _CALLER.match(stripped)
+        match = _CALLER.match(text, position)
         if match:
-            text = stripped[match.end():]
+            position = match.end()
             continue
         break
-    return Speaker(origin, kernel, tag, timestamp, uptime, text.strip(), host)
-
-
-class Match(object):
-    """One recognised message: its form, kind (None for OOM report parts) and fields."""
-
-    __slots__ = ("form", "kind", "fields", "complete")
-
-    def __init__(self, form: str, fields: t.Dict[str, t.Any], complete: bool = True) -> None:
-        self.form = form
-        self.kind = FORM_KIND.get(form)
-        self.fields = fields
-        self.complete = complete  # False: a wrapped line; the next physical line may hold the rest
-
-
-def _int(value: t.Optional[str]) -> t.Optional[int]:
-    return int(value) if value is not None else None
-
-
-def _gfp_fields(mode_text: t.Optional[str], names: t.Optional[str], kernel_release: t.Optional[str]) -> t.Dict[str, t.Any]:
-    if mode_text is None:
-        return {}
-    mode = int(mode_text, 16)
-    fields = {"mode": mode}  # type: t.Dict[str, t.Any]
-    if names is not None:
-        fields["gfp_flags"] = split_names(names)
-        fields["gfp_flags_source"] = "kernel"
-    elif kernel_release:
-        try:
-            fields["gfp_flags"] = decode(mode, kernel_release)
-            fields["gfp_flags_source"] = "decoded for %s" % kernel_release
-        except ValueError:
-            pass
-    return fields
-
-
-def classify_message(message: str, kernel_release: t.Optional[str] = None) -> t.Optional[Match]:
-    """Recognise one kernel message (prefixes already removed), or None."""
-    if "allocation" in message:
-        match = _XFS.search(message)
-        if match:
-            fields = {"comm": match.group("comm"), "pid": _int(match.group("pid")),
-                      "size": _int(match.group("size")), "function": match.group("function")}
-            fields.update(_gfp_fields(match.group("mode"), None, kernel_release))
-            return Match("xfs_alloc_deadlock", fields, complete=match.group("mode") is not None)
-        match = _PAF.search(message)
-        if match:
-            fields = {"comm": match.group("comm"), "order": _int(match.group("order"))}
-            fields.update(_gfp_fields(match.group("mode"), match.group("names"), kernel_release))
-            return Match("page_alloc_failure", fields, complete=match.group("mode") is not None)
-        match = _STALL.search(message)
-        if match:
-            fields = {"comm": match.group("comm"), "order": _int(match.group("order")),
-                      "seconds": int(match.group("ms")) / 1000.0}
-            fields.update(_gfp_fields(match.group("mode"), match.group("names"), kernel_release))
-            return Match("page_alloc_stall", fields, complete=match.group("mode") is not None)
-    if "blocked for more than" in message:
-        match = _HUNG_TASK.search(message) or _HUNG_BARE.search(message)
-        if match:
-            return Match("hung_task", {"comm": match.group("comm"), "pid": int(match.group("pid")),
-                                       "seconds": int(match.group("seconds"))})
-        match = _HUNG_ANY.search(message)
-        if match:  # "INFO: task" / "comm:pid blocked ..." wrapped onto two lines
-            return Match("hung_task", {"seconds": int(match.group("seconds"))}, complete=False)
-    if "oom-kill" in message:
-        match = _OOM_INVOKED.search(message)
-        if match:
-            fields = {"comm": match.group("comm"), "order": _int(match.group("order"))}
-            fields.update(_gfp_fields(match.group("mode"), match.group("names"), kernel_release))
-            return Match("oom_invoked", fields)
-        match = _OOM_CONSTRAINT.search(message)
-        if match:
-            return Match("oom_constraint", {"constraint": match.group("constraint"), "comm": match.group("comm"),
-                                            "killed_pid": _int(match.group("pid"))})
-    if " process " in message:
-        match = _OOM_KILLED.search(message)
-        if match:
-            return Match("oom_killed", {"comm": match.group("comm"), "killed_pid": int(match.group("pid"))})
-        match = _OOM_SHARED.search(message)
-        if match:
-            return Match("oom_kill_shared_mm", {"comm": match.group("comm"), "killed_pid": int(match.group("pid"))})
-        match = _OOM_CANDIDATE.search(message)
-        if match:
-            return Match("oom_kill_candidate", {"comm": match.group("comm"), "pid": int(match.group("pid"))})
-    return None
+    return Speaker(origin, kernel, tag, timestamp, uptime, text[_SPACES.match(text, position).end():], host)
 
 
 def has_prefix(line: str) -> bool:
     """True when the line starts with a syslog or dmesg prefix (it is not a wrapped continuation)."""
-    text = line.strip()
-    return bool(_SYSLOG_BSD_NOHOST.match(text) or _SYSLOG_BSD.match(text) or _SYSLOG_ISO.match(text)
-                or _SYSLOG_ISO_NOHOST.match(text) or _UPTIME.match(text) or _DMESG_T.match(text))
+    position = _SPACES.match(line).end()
+    return bool(_STAMP_BSD.match(line, position) or _STAMP_ISO.match(line, position) or _UPTIME.match(line, position)
+                or _DMESG_T.match(line, position))
 
+
+# ---- stage 3: the message forms ------------------------------------------------------------------
+
+class Match(object):
+    """One recognised message: its form, kind (None for OOM report parts) and fields."""
+
+    __slots__ = ("form", "kind", "fields", "complete", "problems")
+
+    def __init__(self, form: str, fields: t.Dict[str, t.Any], complete: bool = True,
+                 problems: t.Optional[t.List[str]] = None) -> None:
+        self.form = form
+        self.kind = FORM_KIND.get(form)
+        self.fields = fields
+        self.complete = complete  # False: a wrapped line; the next physical line may hold the rest
+        self.problems = problems or []  # numbers out of range (their fields are None)
+
+
+# Kernel comm names are at most 15 bytes (TASK_COMM_LEN); where a comm has to be found between two
+# literals, the window allows for that many characters with room to spare.
+COMM_WINDOW = 64
+_NAMES_MAX = 2048  # "(GFP_...|...)" as %pGg prints it is a few hundred characters at most
+
+_XFS_NEEDLE = "possible memory allocation deadlock"
+_XFS_PREFIX = re.compile(r"[Xx][Ff][Ss]: ")
+_XFS_TAIL = re.compile(r"(?:\s+size (?P<size>[0-9]+))?(?:\s+in (?P<function>\w{1,128}))?"
+                       r"(?:\s*\(mode:0x(?P<mode>[0-9a-fA-F]+))?", re.ASCII)
+_PAF_NEEDLE = ": page allocation failure"
+_STALL_NEEDLE = ": page allocation stalls for "
+_GFP_TAIL = (r"(?:\s*order:(?P<order>[0-9]+),?)?(?:\s*mode:0x(?P<mode>[0-9a-fA-F]+)"
+             r"(?:\((?P<names>[^)]{0,%d})\))?)?" % _NAMES_MAX)
+_PAF_TAIL = re.compile(r"[.:]?\s*" + _GFP_TAIL, re.ASCII)
+_STALL_TAIL = re.compile(r"(?P<ms>[0-9]+)ms,?\s*" + _GFP_TAIL, re.ASCII)
+_HUNG_TAIL = re.compile(r"(?P<seconds>[0-9]+) seconds")
+_HUNG_ANY = re.compile(r"blocked for more than (?P<seconds>[0-9]+) seconds")
+_OOM_INVOKED_NEEDLE = " invoked oom-killer: gfp_mask=0x"
+_OOM_INVOKED_TAIL = re.compile(r"(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]{0,%d})\))?(?:, nodemask=[^,]{0,%d})?"
+                               r"(?:, order=(?P<order>-?[0-9]+))?" % (_NAMES_MAX, _NAMES_MAX))
+_OOM_CONSTRAINT_NEEDLE = "oom-kill:constraint="
+_WORD = re.compile(r"\w{1,128}", re.ASCII)
+_PID_TAIL = re.compile(r",pid=(?P<pid>[0-9]+)")
+_KILLED_HEAD = re.compile(r"(?P<pid>[0-9]+)(?:, UID [0-9]{1,20},)? \(")
+_KILL_HEAD = re.compile(r"(?P<pid>[0-9]+) \(")
+_SCORE_TAIL = re.compile(r"(?P<score>-?[0-9]+) or (?:sacrifice child|a child)")
+
+
+def _gfp_fields(mode_text: t.Optional[str], names: t.Optional[str], kernel_release: t.Optional[str],
+                problems: t.List[str]) -> t.Dict[str, t.Any]:
+    if mode_text is None:
+        return {}
+    mode = _hex(mode_text, "mode", problems)
+    fields = {"mode": mode}  # type: t.Dict[str, t.Any]
+    if mode is None:
+        return fields
+    if names is not None:
+        fields["gfp_flags"] = split_names(names)
+        fields["gfp_flags_source"] = "kernel"
+    elif kernel_release:
+        decode_into(fields, kernel_release)
+    return fields
+
+
+def decode_into(fields: t.Dict[str, t.Any], release: str) -> bool:
+    """Add ``gfp_flags`` decoded for ``release`` to fields holding a ``mode``; False when the release is unusable."""
+    try:
+        fields["gfp_flags"] = decode(fields["mode"], release)
+    except ValueError:
+        return False
+    fields["gfp_flags_source"] = "decoded for %s" % release
+    return True
+
+
+# A kernel message holds the literal of its form once (a comm is at most 15 bytes and cannot hold another).
+# Only the first few occurrences are looked at: a line repeating a literal thousands of times costs a few
+# finds over its length, not a parse per repetition.
+MAX_OCCURRENCES = 8
+
+
+def _occurrences(message: str, needle: str, start: int = 0) -> t.Iterator[int]:
+    found = message.find(needle, start)
+    for _count in range(MAX_OCCURRENCES):
+        if found == -1:
+            return
+        yield found
+        found = message.find(needle, found + 1)
+
+
+def _xfs(message: str, kernel_release: t.Optional[str]) -> t.Optional[Match]:
+    for found in _occurrences(message, _XFS_NEEDLE):
+        problems = []  # type: t.List[str]
+        comm = pid = None
+        if found >= 5 and _XFS_PREFIX.match(message, found - 5):
+            start = True
+        else:
+            # "XFS: comm(pid) possible ...": the pid ends just before, the comm sits in a bounded window before it.
+            start = False
+            if message.startswith(") ", found - 2):
+                digits = len(message[:found - 2].rstrip("0123456789"))
+                paren = digits - 1
+                if digits < found - 2 and paren >= 1 and message[paren] == "(":
+                    prefix = _XFS_PREFIX.search(message, max(0, paren - 5 - COMM_WINDOW), paren)
+                    if prefix is not None and prefix.end() < paren:
+                        start = True
+                        comm = message[prefix.end():paren]
+                        pid = _number(message[digits:found - 2], "pid", PID_MAX_LIMIT, problems)
+        if start:
+            tail = _XFS_TAIL.match(message, found + len(_XFS_NEEDLE))
+            fields = {"comm": comm, "pid": pid, "size": _number(tail.group("size"), "size", U64_MAX, problems),
+                      "function": tail.group("function")}
+            fields.update(_gfp_fields(tail.group("mode"), None, kernel_release, problems))
+            return Match("xfs_alloc_deadlock", fields, complete=tail.group("mode") is not None, problems=problems)
+    return None
+
+
+def _page_alloc(message: str, kernel_release: t.Optional[str]) -> t.Optional[Match]:
+    # "%s: page allocation failure" at the start of the message: the comm is everything before the first one.
+    found = message.find(_PAF_NEEDLE, 1)
+    if found != -1:
+        problems = []  # type: t.List[str]
+        tail = _PAF_TAIL.match(message, found + len(_PAF_NEEDLE))
+        fields = {"comm": message[:found], "order": _number(tail.group("order"), "order", ORDER_MAX, problems)}
+        fields.update(_gfp_fields(tail.group("mode"), tail.group("names"), kernel_release, problems))
+        return Match("page_alloc_failure", fields, complete=tail.group("mode") is not None, problems=problems)
+    for found in _occurrences(message, _STALL_NEEDLE, 1):
+        tail = _STALL_TAIL.match(message, found + len(_STALL_NEEDLE))
+        if tail:
+            problems = []
+            milliseconds = _number(tail.group("ms"), "stall milliseconds", U32_MAX, problems)
+            fields = {"comm": message[:found], "order": _number(tail.group("order"), "order", ORDER_MAX, problems),
+                      "seconds": None if milliseconds is None else milliseconds / 1000.0}
+            fields.update(_gfp_fields(tail.group("mode"), tail.group("names"), kernel_release, problems))
+            return Match("page_alloc_stall", fields, complete=tail.group("mode") is not None, problems=problems)
+    return None
+
+
+def _digits_before(message: str, end: int) -> int:
+    """Start of the run of ASCII digits ending at ``end`` (looks back at most _MAX_DIGITS + 1 characters)."""
+    start = end
+    limit = max(0, end - _MAX_DIGITS - 1)
+    while start > limit and "0" <= message[start - 1] <= "9":
+        start -= 1
+    return start
+
+
+def _hung_task(message: str) -> t.Optional[Match]:
+    task = message.find("task ")
+    overlong = False
+    for found in _occurrences(message, " " + _HUNG):
+        tail = _HUNG_TAIL.match(message, found + 1 + len(_HUNG))
+        digits = _digits_before(message, found)
+        overlong = overlong or found - digits > _MAX_DIGITS
+        colon = digits - 1
+        if tail and digits < found and colon >= 0 and message[colon] == ":" and found - digits <= _MAX_DIGITS:
+            comm = None
+            if task != -1 and task + 5 < colon:  # "INFO: task comm:pid blocked ..."
+                comm = message[task + 5:colon]
+            elif colon >= 1 and not message[0].isspace() and not message[colon - 1].isspace():
+                comm = message[:colon]  # "comm:pid blocked ..." after a wrapped "INFO: task"
+            if comm is not None:
+                problems = []  # type: t.List[str]
+                return Match("hung_task", {"comm": comm,
+                                           "pid": _number(message[digits:found], "pid", PID_MAX_LIMIT, problems),
+                                           "seconds": _number(tail.group("seconds"), "seconds", S64_MAX, problems)},
+                             problems=problems)
+    tail = _HUNG_ANY.search(message)
+    if tail:  # "INFO: task" / "comm:pid blocked ..." wrapped onto two lines
+        problems = ["pid with more than %d digits" % _MAX_DIGITS] if overlong else []
+        return Match("hung_task", {"seconds": _number(tail.group("seconds"), "seconds", S64_MAX, problems)},
+                     complete=False, problems=problems)
+    return None
+
+
+def _oom_report(message: str, kernel_release: t.Optional[str]) -> t.Optional[Match]:
+    for found in _occurrences(message, _OOM_INVOKED_NEEDLE, 1):
+        tail = _OOM_INVOKED_TAIL.match(message, found + len(_OOM_INVOKED_NEEDLE))
+        if tail:
+            problems = []  # type: t.List[str]
+            fields = {"comm": message[:found], "order": _number(tail.group("order"), "order", ORDER_MAX, problems, -1)}
+            fields.update(_gfp_fields(tail.group("mode"), tail.group("names"), kernel_release, problems))
+            return Match("oom_invoked", fields, problems=problems)
+    for found in _occurrences(message, _OOM_CONSTRAINT_NEEDLE):
+        word = _WORD.match(message, found + len(_OOM_CONSTRAINT_NEEDLE))
+        if word:
+            problems = []
+            fields = {"constraint": word.group(), "comm": None, "killed_pid": None}
+            # ",task=%s,pid=%d" further on (the comm holds no comma).
+            for task in _occurrences(message, ",task=", word.end()):
+                comma = message.find(",", task + 6)
+                pid = _PID_TAIL.match(message, comma) if comma != -1 else None
+                if pid:
+                    fields.update(comm=message[task + 6:comma],
+                                  killed_pid=_number(pid.group("pid"), "pid", PID_MAX_LIMIT, problems))
+                    break
+            return Match("oom_constraint", fields, problems=problems)
+    return None
+
+
+def _comm_in_parentheses(message: str, start: int, after: str) -> int:
+    """End of a comm at ``start`` closed by ``after`` (``)`` + literal) within COMM_WINDOW, or -1."""
+    return message.find(after, start, start + COMM_WINDOW + len(after))
+
+
+def _oom_kill(message: str) -> t.Optional[Match]:
+    for found in _occurrences(message, "Killed process "):
+        if found == 0 or message.startswith(": ", found - 2):
+            head = _KILLED_HEAD.match(message, found + 15)
+            if head:
+                end = _comm_in_parentheses(message, head.end(), ")")
+                if end != -1:
+                    problems = []  # type: t.List[str]
+                    return Match("oom_killed", {"comm": message[head.end():end],
+                                                "killed_pid": _number(head.group("pid"), "pid", PID_MAX_LIMIT, problems)},
+                                 problems=problems)
+    for found in _occurrences(message, "Kill process "):
+        head = _KILL_HEAD.match(message, found + 13)
+        if head:
+            end = _comm_in_parentheses(message, head.end(), ") sharing same memory")
+            if end != -1:
+                problems = []
+                return Match("oom_kill_shared_mm", {"comm": message[head.end():end],
+                                                    "killed_pid": _number(head.group("pid"), "pid", PID_MAX_LIMIT, problems)},
+                             problems=problems)
+    for found in _occurrences(message, "ill process ", 1):
+        if message[found - 1] in "Kk":
+            head = _KILL_HEAD.match(message, found + 12)
+            if head:
+                window = head.end() + COMM_WINDOW + 8
+                for end in _occurrences(message[:window], ") score ", head.end()):
+                    score = _SCORE_TAIL.match(message, end + 8)
+                    if score:
+                        problems = []
+                        return Match("oom_kill_candidate", {
+                            "comm": message[head.end():end],
+                            "pid": _number(head.group("pid"), "pid", PID_MAX_LIMIT, problems)}, problems=problems)
+    return None
+
+
+def classify_message(message: str, kernel_release: t.Optional[str] = None) -> t.Optional[Match]:
+    """Recognise one kernel message (prefixes already removed), or None.
+
+    ``kernel_release`` decodes a GFP mode printed without names at once; without it the event keeps the
+    ``mode`` and the caller decodes it once the log's own release is known.
+    """
+    if "allocation" in message:
+        match = _xfs(message, kernel_release) or _page_alloc(message, kernel_release)
+        if match:
+            return match
+    if _HUNG in message:
+        match = _hung_task(message)
+        if match:
+            return match
+    if "oom-kill" in message:
+        match = _oom_report(message, kernel_release)
+        if match:
+            return match
+    if " process " in message:
+        return _oom_kill(message)
+    return None
+
+
+# ---- the kernel release a log names ----------------------------------------------------------------
+
+# "Linux version 3.10.0-1160.el7.x86_64 (mockbuild@...) ...", the boot line.
+_LINUX_VERSION = re.compile(r"Linux version (?P<release>[0-9]{1,4}\.[0-9]{1,4}[^\s]{0,120})")
+# "CPU: 3 PID: 1 Comm: x Not tainted 3.10.0-1160.el7.x86_64 #1", "Tainted: G    B   W  O  4.19.0-6 #1",
+# 2.6.32's "Pid: 1, comm: x Not tainted 2.6.32-431.el6.x86_64 #1" and the hung-task "      Not tainted 5.10.0 #1".
+_TAINTED = re.compile(r"(?:Not t|T)ainted(?:: [A-Z ]{0,64})? (?P<release>[0-9]{1,4}\.[0-9]{1,4}[^\s]{0,120})")
+
+
+def release_of(message: str) -> t.Optional[t.Tuple[str, str]]:
+    """(release, what line named it) when a kernel message names the running kernel's release."""
+    found = message.find("Linux version ")
+    if found != -1:
+        match = _LINUX_VERSION.match(message, found)
+        if match:
+            return match.group("release"), "Linux version line"
+    # One pass: each attempt is bounded (taint flags, release), and starts only at "N" or "T".
+    match = _TAINTED.search(message) if "ainted" in message else None
+    if match:
+        return match.group("release"), "taint line"
+    return None
+
+
+# ---- times -----------------------------------------------------------------------------------------
 
 def iso(timestamp: t.Optional[float]) -> t.Optional[str]:
     """Epoch seconds -> ISO 8601 in UTC (``2024-03-05T22:42:57+00:00``)."""
@@ -326,11 +635,11 @@ def iso(timestamp: t.Optional[float]) -> t.Optional[str]:
         return None
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hour|hours|d|day|days|w|week|weeks)?\s*$")
+_DURATION = re.compile(r"^\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(s|sec|m|min|h|hour|hours|d|day|days|w|week|weeks)?\s*$")
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "hours": 3600,
           "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800}
 _ISO_ONLY = re.compile(r"^" + _ISO + r"$")
-_DATE_ONLY = re.compile(r"^(\d{4})-(\d\d)-(\d\d)$")
+_DATE_ONLY = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
 
 
 def parse_since(value: t.Optional[str], now: float) -> t.Optional[float]:

@@ -14,6 +14,7 @@ time (bare excerpts, uptime-only dmesg files) are always counted.
 import collections
 import glob
 import os
+import stat
 import time
 import typing as t
 
@@ -21,13 +22,14 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release impo
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import DEFAULT_PATHS, SOURCES
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
-    FORMS, Match, classify_message, has_prefix, iso, parse_prefix, parse_since, NEEDLES)
+    FORMS, NEEDLES, RELEASE_NEEDLES, Match, Speaker, classify_message, confirm_line, confirm_text, decode_into,
+    has_prefix, iso, normalise_spaces, parse_prefix, parse_since, release_of)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (
-    JournalEntry, LineHit, compression_of, journal_available, open_decompressed, read_journal, read_kmsg, scan_plain_file,
-    scan_stream, read_up_to, skip_bytes)
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import HEAD_BYTES, file_record, resume_offset
+    JournalEntry, LineHit, NotRegularFile, compression_of, confirm_release, journal_available, open_decompressed,
+    open_regular, read_journal, read_kmsg, read_up_to, scan_plain_file, scan_stream, skip_bytes)
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import next_state, HEAD_BYTES, file_record, resume_offset
 
-_TEXT_NEEDLES = tuple(n.decode("ascii") for n in NEEDLES)
+_TEXT_NEEDLES = tuple(n.decode("ascii") for n in NEEDLES + RELEASE_NEEDLES) + ("\xa0",)
 
 # Syslog stamps whole seconds (up to 1 s before the kernel's own time), and the ring buffer's wall time is
 # uptime plus a boot time worked out now (as good as the clock's sync since boot). So a file line stamped just
@@ -35,8 +37,17 @@ _TEXT_NEEDLES = tuple(n.decode("ascii") for n in NEEDLES)
 # Within this margin, a later source's event is a duplicate only when the earlier source has the same message
 # at the start of its coverage.
 EDGE_SECONDS = 2.0
+# Distinct (host, second, message) keys remembered to recognise a kernel line written to two files. A host
+# spamming event lines must not grow memory without bound: past this, later lines are no longer compared.
+MAX_COPY_KEYS = 200000
+# Notes on skipped paths listed one by one in the result.
+MAX_NOTES = 50
+# Release changes remembered per file (a log spanning kernel upgrades has a few; hostile text could have many).
+MAX_RELEASES = 1000
 
 Warn = t.Callable[[str], None]
+# Where an event's kernel release is to be looked for: ("files", path), ("journal", boot id), ("kmsg", path).
+Context = t.Tuple[str, t.Optional[str]]
 
 
 class Summary(object):
@@ -54,16 +65,21 @@ class Summary(object):
         self.covered_since = None  # type: t.Optional[float]
         self._invoked = None  # type: t.Optional[t.Dict[str, t.Any]]
         self._file_lines = {}  # type: t.Dict[int, t.Dict[str, int]]
+        self._copies_full = False
         # Stream events (ring buffer, journal) near each stream's first event, and the messages at the start
         # of the coverage that a later source's copy may still match (see EDGE_SECONDS).
         self._stream_first = None  # type: t.Optional[float]
         self._edge_candidates = []  # type: t.List[t.Tuple[float, str]]
         self._edge_base = collections.Counter()  # type: t.Counter[str]
         self._edge = collections.Counter()  # type: t.Counter[str]
+        # Numbers out of range in event lines of the current source, and an example.
+        self.problem_lines = 0
+        self.problem_example = None  # type: t.Optional[str]
+        self.altered_lines = 0  # events read from text that is not byte-exact (non-breaking spaces, not UTF-8)
 
     def add(self, match: Match, source: str, origin: str, timestamp: t.Optional[float],
             uptime: t.Optional[float], message: str, path: t.Optional[str] = None,
-            host: t.Optional[str] = None) -> None:
+            host: t.Optional[str] = None, exact: bool = True, context: t.Optional[t.Tuple[Context, int]] = None) -> None:
         if self.since is not None and timestamp is not None and timestamp < self.since:
             self.ignored["before_since"] += 1
             return
@@ -83,6 +99,9 @@ class Summary(object):
                 self._stream_first = timestamp
             if timestamp < self._stream_first + EDGE_SECONDS:
                 self._edge_candidates.append((timestamp, message))
+        if match.problems:
+            self.problem_lines += 1
+            self.problem_example = self.problem_example or match.problems[0]
         self.forms[match.form] += 1
         if match.form == "oom_invoked":
             self._invoked = match.fields
@@ -96,7 +115,9 @@ class Summary(object):
             if self.last[kind] is None or timestamp > self.last[kind]:
                 self.last[kind] = timestamp
         event = {"kind": kind, "form": match.form, "source": source, "origin": origin,
-                 "timestamp": iso(timestamp), "message": message[:1024]}  # type: t.Dict[str, t.Any]
+                 "timestamp": iso(timestamp), "message": message[:1024], "byte_exact": exact}  # type: t.Dict[str, t.Any]
+        if not exact:
+            self.altered_lines += 1
         if path is not None:
             event["path"] = path
         if uptime is not None:
@@ -106,19 +127,58 @@ class Summary(object):
                 event[key] = value
         if kind == "oom_kill" and self._invoked is not None:
             # The allocation that ran out of memory, from this report's "invoked oom-killer" line.
-            for key in ("order", "mode", "gfp_flags"):
+            for key in ("order", "mode", "gfp_flags", "gfp_flags_source", "gfp_release", "gfp_release_source"):
                 if self._invoked.get(key) is not None:
                     event[key] = self._invoked[key]
             event["invoked_by"] = self._invoked.get("comm")
             self._invoked = None
+        if event.get("mode") is not None and "gfp_flags" not in event and context is not None:
+            event["_release"] = context  # decoded once the release of the log is known (resolve_releases)
         self.events_total += 1
         self.events.append(event)
+
+    def pending(self, where: Context) -> t.List[t.Dict[str, t.Any]]:
+        """Kept events from ``where`` whose GFP mode still waits for a kernel release."""
+        return [event for event in self.events if event.get("_release", (None,))[0] == where]
+
+    def resolve_releases(self, where: Context, release_at: t.Callable[[int], t.Optional[t.Tuple[str, str]]],
+                         fallback: t.Optional[str], warn: Warn, label: str) -> None:
+        """Decode the pending events of ``where`` with ``release_at(position)`` -> (release, source), or
+        ``fallback`` (the running kernel) with a warning."""
+        fell_back = 0
+        for event in self.pending(where):
+            _where, position = event.pop("_release")
+            found = release_at(position)
+            if found is not None and decode_into(event, found[0]):
+                event.update(gfp_release=found[0], gfp_release_source=found[1])
+            elif fallback and decode_into(event, fallback):
+                event.update(gfp_release=fallback, gfp_release_source="running kernel (fallback: the log names no release)")
+                fell_back += 1
+        if fell_back:
+            warn("%s: %d event(s) with a GFP mode printed without flag names, and no kernel release in the log; "
+                 "decoded for the running kernel %s (set kernel_release if the log came from another kernel)"
+                 % (label, fell_back, fallback))
+
+    def report_problems(self, label: str, warn: Warn) -> None:
+        if self.problem_lines:
+            warn("%s: %d event line(s) carry numbers no kernel prints (%s); those fields are null"
+                 % (label, self.problem_lines, self.problem_example))
+        if self.altered_lines:
+            warn("%s: %d event(s) read from text that is not byte-exact kernel output (non-breaking spaces or "
+                 "bytes that are not UTF-8); they have byte_exact: false" % (label, self.altered_lines))
+        self.problem_lines = self.altered_lines = 0
+        self.problem_example = None
 
     def _seen_in_other_file(self, path: str, host: t.Optional[str], timestamp: float, message: str) -> bool:
         """rsyslog writes kernel lines to several files (Debian: kern.log and syslog). The n-th copy of
         a (host, second, message) line in one file is a duplicate when another file already had n."""
         key = hash((host, int(timestamp), message))  # an int keeps memory small on hosts with event spam
-        per_file = self._file_lines.setdefault(key, {})
+        per_file = self._file_lines.get(key)
+        if per_file is None:
+            if len(self._file_lines) >= MAX_COPY_KEYS:
+                self._copies_full = True
+                return False
+            per_file = self._file_lines[key] = {}
         count = per_file.get(path, 0) + 1
         per_file[path] = count
         return any(other >= count for name, other in per_file.items() if name != path)
@@ -127,6 +187,7 @@ class Summary(object):
         self._invoked = None
         self._stream_first = None
         self._edge = collections.Counter(self._edge_base)  # each later source matches the edge afresh
+        del self._edge_candidates[10000:]
 
     def cover_from(self, start: float) -> None:
         """The sources read so far hold every kernel message from ``start`` on."""
@@ -135,7 +196,12 @@ class Summary(object):
             message for stamp, message in self._edge_candidates if start <= stamp < start + EDGE_SECONDS)
         self._edge = collections.Counter(self._edge_base)
 
-    def result(self) -> t.Dict[str, t.Any]:
+    def result(self, warn: t.Optional[Warn] = None) -> t.Dict[str, t.Any]:
+        for event in self.events:  # a caller that resolved nothing: keep the mode, say nothing decoded it
+            event.pop("_release", None)
+        if self._copies_full and warn is not None:
+            warn("more than %d distinct kernel event lines: later ones were not compared across files, so a line "
+                 "rsyslog wrote to two files may count twice" % MAX_COPY_KEYS)
         return {
             "counts": dict(self.counts),
             "forms": dict(self.forms),
@@ -156,70 +222,113 @@ def _decode(raw: bytes) -> t.Tuple[str, bool]:
         return raw.decode("utf-8", "replace"), True
 
 
+def _classify(message: str, kernel_release: t.Optional[str]) -> t.Optional[Match]:
+    match = classify_message(message, kernel_release)
+    if match is not None and kernel_release and str(match.fields.get("gfp_flags_source", "")).startswith("decoded"):
+        match.fields.update(gfp_release=kernel_release, gfp_release_source="kernel_release option")
+    return match
+
+
+def _exact_message(line: str, normalised: str, message: str) -> bool:
+    """Whether ``message`` (a suffix of the stripped, normalised line) holds a non-breaking space in ``line``."""
+    if normalised is line:
+        return True
+    original = line.strip()
+    return "\xa0" not in original[len(original) - len(message):] if message else True
+
+
+# Bytes of a line enough to read its syslog and dmesg prefixes (time, a host of up to 255 characters, tag).
+SPEAKER_BYTES = 4096
+
+
+def _speaker(raw: bytes, reference: float) -> Speaker:
+    """Who wrote a line, from its first SPEAKER_BYTES only: a long line from another program is dismissed
+    without decoding or copying the rest of it."""
+    return parse_prefix(normalise_spaces(raw[:SPEAKER_BYTES].decode("utf-8", "replace"))[0], reference)
+
+
 def feed_line_hit(summary: Summary, hit: LineHit, path: str, reference: float,
                   kernel_release: t.Optional[str]) -> t.Optional[bool]:
-    """Classify one file line; returns whether its bytes were invalid UTF-8 (None: not an event line)."""
-    text, invalid = _decode(hit.line)
-    speaker = parse_prefix(text, reference)
-    match = classify_message(speaker.message, kernel_release)
-    if match is None:
-        return None
-    if not match.complete and hit.following is not None:
-        # A wrapped line (mail clients, narrow terminals): the rest of the message is on the next line.
-        following, _bad = _decode(hit.following)
-        if following.strip() and not has_prefix(following):
-            joined = classify_message(speaker.message + " " + following.strip(), kernel_release)
-            if joined is not None and joined.form == match.form:
-                match = joined
+    """Classify one file line; returns whether its bytes were invalid UTF-8 (None: not an event line).
+
+    Who wrote the line is settled first, from its prefix: a line another program wrote is only counted in
+    ``ignored.not_kernel`` and its message is never decoded whole, let alone classified.
+    """
+    if not confirm_line(hit.line):
+        return None  # no event text (a line found for its non-breaking spaces only, or handed in unchecked)
+    speaker = _speaker(hit.line, reference)
     origin, kernel, timestamp, host = speaker.origin, speaker.kernel, speaker.timestamp, speaker.host
     if speaker.origin == "text" and hit.previous is not None:
         # A line without prefix continues the line before it (wrapping): same speaker, same time.
-        previous = parse_prefix(_decode(hit.previous)[0], reference)
+        previous = _speaker(hit.previous, reference)
         if previous.origin == "syslog":
             origin, kernel, timestamp, host = "syslog", previous.kernel, previous.timestamp, previous.host
         elif previous.origin == "dmesg":
             origin, timestamp = "dmesg", previous.timestamp
     if not kernel:
         summary.ignored["not_kernel"] += 1
-        return invalid
-    summary.add(match, "files", origin, timestamp, speaker.uptime, speaker.message, path, host)
+        return False
+    raw_text, invalid = _decode(hit.line)
+    text, spaced = normalise_spaces(raw_text)
+    speaker = parse_prefix(text, reference)
+    match = _classify(speaker.message, kernel_release)
+    if match is None:
+        return None
+    message = speaker.message
+    exact = not invalid and _exact_message(raw_text, text, message)
+    if not match.complete and hit.following is not None:
+        # A wrapped line (mail clients, narrow terminals): the rest of the message is on the next line.
+        following_raw, _bad = _decode(hit.following)
+        following, following_spaced = normalise_spaces(following_raw)
+        if following.strip() and not has_prefix(following):
+            joined = _classify(message + " " + following.strip(), kernel_release)
+            if joined is not None and joined.form == match.form:
+                match = joined
+                exact = exact and not following_spaced
+    summary.add(match, "files", origin, timestamp, speaker.uptime, message, path, host, exact,
+                (("files", path), hit.offset))
     return invalid
 
 
-def expand_paths(patterns: t.Sequence[str], warn: Warn) -> t.Tuple[t.List[str], t.List[str]]:
-    """Regular files matching ``patterns``, oldest first; and notes on what was skipped."""
-    found = {}  # type: t.Dict[str, float]
+def expand_paths(patterns: t.Sequence[str], warn: Warn) -> t.Tuple[t.List[t.Tuple[str, os.stat_result]], t.List[str]]:
+    """Regular files matching ``patterns``, oldest first, with the stat they were chosen by; and notes on
+    what was skipped. Nothing is opened here: FIFOs, devices, sockets and directories are recognised by
+    their stat and never opened (opening some devices has side effects; a FIFO would block)."""
+    found = {}  # type: t.Dict[str, os.stat_result]
     notes = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else ([pattern] if os.path.lexists(pattern) else [])
         if not matches:
             notes.append("%s: no such file" % pattern)
         for path in matches:
-            if os.path.islink(path):
-                # Never follow a link out of the directory it sits in (a root-run module reading
-                # whatever a link points at would disclose it).
-                real = os.path.realpath(path)
-                if os.path.dirname(real) != os.path.realpath(os.path.dirname(path)):
-                    notes.append("%s: symlink to %s outside its directory; not followed" % (path, real))
-                    continue
             try:
+                if os.path.islink(path):
+                    # Never follow a link out of the directory it sits in (a root-run module reading
+                    # whatever a link points at would disclose it).
+                    real = os.path.realpath(path)
+                    if os.path.dirname(real) != os.path.realpath(os.path.dirname(path)):
+                        notes.append("%s: symlink to %s outside its directory; not followed" % (path, real))
+                        continue
                 st = os.stat(path)
             except OSError as exc:
                 notes.append("%s: %s" % (path, exc.strerror))
                 continue
-            import stat as stat_mod
-            if not stat_mod.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode):
                 notes.append("%s: not a regular file; skipped" % path)
                 continue
-            found[path] = st.st_mtime
-    return sorted(found, key=lambda p: (found[p], p)), notes
+            found[path] = st
+    if len(notes) > MAX_NOTES:  # a glob over /proc/*/fd/* skips thousands of links: say how many, not each
+        notes[MAX_NOTES:] = ["%d more paths skipped for the same reasons" % (len(notes) - MAX_NOTES)]
+    return sorted(found.items(), key=lambda item: (item[1].st_mtime, item[0])), notes
 
 
-def read_head(path: str) -> t.Optional[t.Tuple[int, int, bytes]]:
+def read_head(path: str, expected: t.Optional[os.stat_result] = None) -> t.Optional[t.Tuple[int, int, bytes]]:
     """(dev, ino, first HEAD_BYTES of the decompressed content) of a file, or None."""
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path, expected) as raw:
             st = os.fstat(raw.fileno())
+            if st.st_size == 0:
+                return st.st_dev, st.st_ino, b""
             compression = compression_of(raw.read(6))
             raw.seek(0)
             head = read_up_to(open_decompressed(raw, compression), HEAD_BYTES)
@@ -228,23 +337,117 @@ def read_head(path: str) -> t.Optional[t.Tuple[int, int, bytes]]:
         return None
 
 
+def file_releases(path: str, expected: t.Optional[os.stat_result], warn: Warn) -> t.List[t.Tuple[int, str, str]]:
+    """(offset, release, what named it) where the kernel release named by a file's kernel lines changes."""
+    found = []  # type: t.List[t.Tuple[int, str, str]]
+    try:
+        raw = open_regular(path, expected)
+    except (IOError, OSError):
+        return found
+    with raw:
+        st = os.fstat(raw.fileno())
+        if st.st_size == 0:
+            return found
+        compression = compression_of(raw.read(6))
+        raw.seek(0)
+        if compression:
+            items = scan_stream(open_decompressed(raw, compression), path, 0, _quiet, needles=RELEASE_NEEDLES,
+                                confirm=confirm_release)
+        else:
+            items = scan_plain_file(raw, path, 0, st.st_size, _quiet, needles=RELEASE_NEEDLES, confirm=confirm_release)
+        reference = st.st_mtime
+        for item in items:
+            if isinstance(item, int):
+                continue
+            speaker = parse_prefix(normalise_spaces(_decode(item.line)[0])[0], reference)
+            named = release_of(speaker.message) if speaker.kernel else None
+            if named is None or not _usable_release(named[0]):
+                continue
+            if not found or found[-1][1] != named[0]:
+                if len(found) >= MAX_RELEASES:
+                    break
+                found.append((item.offset, named[0], named[1]))
+    return found
+
+
+def _quiet(_message: str) -> None:
+    """Warnings of a second pass over a file: its event scan reported the damage already."""
+
+
+def _usable_release(release: str) -> bool:
+    try:
+        parse_release(release)
+        return True
+    except ValueError:
+        return False
+
+
+def _nearest_release(releases: t.Sequence[t.Tuple[int, str, str]], position: int) -> t.Optional[t.Tuple[int, str, str]]:
+    """The release named last before ``position``, or the first one after it."""
+    chosen = None
+    for entry in releases:
+        if entry[0] <= position or chosen is None:
+            chosen = entry
+        if entry[0] > position:
+            break
+    return chosen
+
+
+class _FileReleases(object):
+    """Kernel releases named in the files of one scan, looked up only for files whose events need one."""
+
+    def __init__(self, warn: Warn) -> None:
+        self.warn = warn
+        self.scanned = []  # type: t.List[t.Tuple[str, t.Optional[os.stat_result]]]
+        self._cache = {}  # type: t.Dict[str, t.List[t.Tuple[int, str, str]]]
+
+    def of(self, path: str, expected: t.Optional[os.stat_result]) -> t.List[t.Tuple[int, str, str]]:
+        if path not in self._cache:
+            self._cache[path] = file_releases(path, expected, self.warn)
+        return self._cache[path]
+
+    def resolver(self, path: str, expected: t.Optional[os.stat_result]) -> t.Callable[[int], t.Optional[t.Tuple[str, str]]]:
+        own = self.of(path, expected)
+        if own:
+            def in_file(position: int) -> t.Optional[t.Tuple[str, str]]:
+                offset, release, what = _nearest_release(own, position)  # type: ignore[misc]
+                return release, "%s at offset %d of %s" % (what, offset, path)
+            return in_file
+        # The file names no release (an XFS-only log after rotation): the newest one named by the older files
+        # of this scan, which are the same host's earlier log.
+        for older, older_stat in reversed(self.scanned):
+            named = self.of(older, older_stat)
+            if named:
+                offset, release, what = named[-1]
+                where = "%s at offset %d of %s" % (what, offset, older)
+                return lambda _position: (release, where)
+        return lambda _position: None
+
+
 def scan_file(summary: Summary, path: str, old_records: t.List[t.Dict[str, t.Any]],
               kernel_release: t.Optional[str], warn: Warn,
-              present: t.Optional[t.Dict[t.Tuple[int, int], bytes]] = None) -> t.Tuple[t.Dict[str, t.Any], t.Optional[t.Dict[str, t.Any]]]:
+              present: t.Optional[t.Dict[t.Tuple[int, int], bytes]] = None,
+              expected: t.Optional[os.stat_result] = None) -> t.Tuple[t.Dict[str, t.Any], t.Optional[t.Dict[str, t.Any]]]:
     """Scan one file from where the state says; (report, new state record)."""
     report = {"path": path}  # type: t.Dict[str, t.Any]
     try:
-        raw = open(path, "rb")
+        raw = open_regular(path, expected)
+    except NotRegularFile as exc:
+        warn("%s: %s; skipped" % (path, exc.strerror))
+        report["status"] = "unreadable"
+        return report, None
     except (IOError, OSError) as exc:
         warn("%s: cannot open (%s); skipped" % (path, exc.strerror or exc))
         report["status"] = "unreadable"
         return report, None
     with raw:
         st = os.fstat(raw.fileno())
-        compression = compression_of(raw.read(6))
+        # An empty regular file has nothing to read; /proc and /sys files say size 0 too, and some of them
+        # (/proc/kmsg) would wait for data: they are never read.
+        compression = compression_of(raw.read(6)) if st.st_size else None
         raw.seek(0)
         report["compression"] = compression
-        head = read_up_to(open_decompressed(raw, compression), HEAD_BYTES)
+        head = read_up_to(open_decompressed(raw, compression), HEAD_BYTES) if st.st_size else b""
         # An unchanged compressed file needs no decompression at all.
         for record in old_records:
             if (compression and record.get("dev") == st.st_dev and record.get("ino") == st.st_ino
@@ -277,6 +480,7 @@ def scan_file(summary: Summary, path: str, old_records: t.List[t.Dict[str, t.Any
         summary.end_stream()
         if invalid:
             warn("%s: %d matching line(s) had bytes that are not UTF-8; shown as U+FFFD" % (path, invalid))
+        summary.report_problems(path, warn)
         report["end"] = end
         report["bytes_read"] = end - start
         record = file_record(path, st.st_dev, st.st_ino, end, head[:min(len(head), HEAD_BYTES)], bool(compression))
@@ -292,21 +496,31 @@ def _boot_epoch() -> float:
 
 def _boot_id() -> t.Optional[str]:
     try:
-        with open("/proc/sys/kernel/random/boot_id") as handle:
-            return handle.read().strip()
+        with open_regular("/proc/sys/kernel/random/boot_id") as handle:
+            return handle.read(64).decode("ascii", "replace").strip()
     except (IOError, OSError):
         return None
+
+
+def running_release() -> str:
+    return os.uname()[2]
 
 
 def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]], since: t.Optional[float],
          state: t.Dict[str, t.Any], kernel_release: t.Optional[str], max_events: int,
          include_userspace_kmsg: bool, warn: Warn, kmsg_path: str = "/dev/kmsg",
          journalctl: t.Optional[str] = None,
-         journal_dirs: t.Sequence[str] = ("/var/log/journal", "/run/log/journal")) -> t.Tuple[t.Dict[str, t.Any], t.Dict[str, t.Any]]:
-    """Run the scan; returns (result, new state). ``sources`` None means every source that exists."""
+         journal_dirs: t.Sequence[str] = ("/var/log/journal", "/run/log/journal"),
+         fallback_release: t.Optional[str] = None) -> t.Tuple[t.Dict[str, t.Any], t.Dict[str, t.Any]]:
+    """Run the scan; returns (result, new state). ``sources`` None means every source that exists.
+
+    ``kernel_release`` decodes every GFP mode printed without names. Without it each source is searched for
+    the release that wrote it (the boot line, the taint line of a stack dump) and ``fallback_release`` (the
+    running kernel when None) is used, with a warning, where the log names none.
+    """
+    fallback = fallback_release or running_release()
     summary = Summary(since, max_events)
-    new_state = {"version": state.get("version", 1), "files": [], "journal": dict(state.get("journal") or {}),
-                 "kmsg": dict(state.get("kmsg") or {})}
+    new_state = next_state(state)
     report = {}  # type: t.Dict[str, t.Any]
     explicit = sources is not None
     wanted = list(sources) if explicit else list(SOURCES)
@@ -314,10 +528,11 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
 
     if "kmsg" in wanted:
         report["kmsg"] = _scan_kmsg(summary, kmsg_path, state.get("kmsg") or {}, new_state, since,
-                                    kernel_release, include_userspace_kmsg, warn, coverage)
+                                    kernel_release, include_userspace_kmsg, warn, coverage, fallback)
         if explicit and report["kmsg"]["status"] == "skipped":
             warn("kmsg source skipped: %s" % report["kmsg"]["reason"])
         summary.end_stream()
+        summary.report_problems("kmsg", warn)
         if coverage:
             summary.cover_from(min(coverage))
 
@@ -333,8 +548,9 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
                 warn("journal source skipped: %s" % missing)
         else:
             report["journal"] = _scan_journal(summary, journalctl, state.get("journal") or {}, new_state, since,
-                                              kernel_release, include_userspace_kmsg, warn, coverage)
+                                              kernel_release, include_userspace_kmsg, warn, coverage, fallback)
         summary.end_stream()
+        summary.report_problems("journal", warn)
         if coverage:
             summary.cover_from(min(coverage))
 
@@ -343,15 +559,19 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
         reports = []
         present = {}  # type: t.Dict[t.Tuple[int, int], bytes]
         if state.get("files"):
-            for path in files:
-                identity = read_head(path)
+            for path, st in files:
+                identity = read_head(path, st)
                 if identity is not None:
                     present[(identity[0], identity[1])] = identity[2]
-        for path in files:
-            file_report, record = scan_file(summary, path, state.get("files") or [], kernel_release, warn, present)
+        releases = _FileReleases(warn)
+        for path, st in files:
+            file_report, record = scan_file(summary, path, state.get("files") or [], kernel_release, warn, present, st)
             reports.append(file_report)
             if record is not None:
                 new_state["files"].append(record)
+            if summary.pending(("files", path)):
+                summary.resolve_releases(("files", path), releases.resolver(path, st), fallback, warn, path)
+            releases.scanned.append((path, st))
         status = "scanned" if files else "skipped"
         report["files"] = {"status": status, "files": reports, "notes": notes}
         if not files:
@@ -359,7 +579,7 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
             if explicit:
                 warn("files source: %s" % report["files"]["reason"])
 
-    result = summary.result()
+    result = summary.result(warn)
     result["sources"] = report
     result["skipped_sources"] = sorted(name for name, item in report.items() if item.get("status") == "skipped")
     return result, new_state
@@ -369,46 +589,61 @@ def run_scan(options: t.Mapping[str, t.Any], state: t.Dict[str, t.Any], warn: Wa
              now: float) -> t.Tuple[t.Dict[str, t.Any], t.Dict[str, t.Any]]:
     """Check ``options`` (validated against SCAN_OPTIONS) and scan; returns (result, new state).
 
-    The result also says which ``kernel_release`` decoded GFP modes and ``since`` as an ISO time. Raises
-    ValueError, naming the option, for a bad ``since``, ``kernel_release`` or ``max_events``.
+    The result also says which ``kernel_release`` was given (or the running kernel each log fell back to)
+    and ``since`` as an ISO time. Raises ValueError, naming the option, for a bad ``since``,
+    ``kernel_release`` or ``max_events``.
     """
     since = parse_since(options["since"], now)  # its ValueError names "since" already
-    kernel_release = options["kernel_release"] or os.uname()[2]
-    try:
-        parse_release(kernel_release)
-    except ValueError as exc:
-        raise ValueError("kernel_release: %s" % exc)
+    kernel_release = options["kernel_release"] or None
+    if kernel_release is not None:
+        if len(kernel_release) > 128:
+            raise ValueError("kernel_release: longer than any kernel release (%d characters)" % len(kernel_release))
+        try:
+            parse_release(kernel_release)
+        except ValueError as exc:
+            raise ValueError("kernel_release: %s" % exc)
     if options["max_events"] < 0:
         raise ValueError("max_events must be 0 or more, got %d" % options["max_events"])
     result, new_state = scan(options["sources"], options["paths"], since, state, kernel_release, options["max_events"],
                              options["include_userspace_kmsg"], warn, journalctl=journalctl)
-    result.update(kernel_release=kernel_release, since=iso(since))
+    result.update(kernel_release=kernel_release or running_release(), since=iso(since))
     return result, new_state
 
 
 def _scan_kmsg(summary: Summary, kmsg_path: str, old: t.Dict[str, t.Any], new_state: t.Dict[str, t.Any],
                since: t.Optional[float], kernel_release: t.Optional[str], include_userspace: bool, warn: Warn,
-               coverage: t.List[float]) -> t.Dict[str, t.Any]:
+               coverage: t.List[float], fallback: str) -> t.Dict[str, t.Any]:
     if not os.path.exists(kmsg_path):
         return {"status": "skipped", "reason": "%s does not exist" % kmsg_path}
     records, problem = read_kmsg(kmsg_path, warn)
     if problem:
         return {"status": "skipped", "reason": problem}
+    try:
+        live = stat.S_ISCHR(os.stat(kmsg_path).st_mode)
+    except OSError:
+        live = False
     boot_id = _boot_id()
     boot = _boot_epoch()
     after = -1
     if old.get("boot_id") == boot_id and isinstance(old.get("seq"), int):
         after = old["seq"]
     new_count = 0
-    for record in records:
+    releases = []  # type: t.List[t.Tuple[int, str, str]]
+    where = ("kmsg", kmsg_path)  # type: Context
+    for index, record in enumerate(records):
+        if not any(needle in record.message for needle in _TEXT_NEEDLES):
+            if record.seq > after:
+                new_count += 1
+            continue
+        text, spaced = normalise_spaces(record.message)
+        if not live and record.facility == 0 and len(releases) < MAX_RELEASES:
+            named = release_of(text)
+            if named is not None and _usable_release(named[0]) and (not releases or releases[-1][1] != named[0]):
+                releases.append((index, named[0], named[1]))
         if record.seq <= after:
             continue
         new_count += 1
-        if not any(needle in record.message for needle in _TEXT_NEEDLES):
-            continue
-        speaker = parse_prefix(record.message, time.time())
-        match = classify_message(speaker.message, kernel_release)
-        if match is None:
+        if not confirm_text(text):
             continue
         if record.facility != 0:
             # The kernel logs with facility 0 only; anything else was written into /dev/kmsg by a
@@ -419,8 +654,23 @@ def _scan_kmsg(summary: Summary, kmsg_path: str, old: t.Dict[str, t.Any], new_st
             origin = "kmsg_userspace"
         else:
             origin = "kmsg"
+        speaker = parse_prefix(text, time.time())
+        match = _classify(speaker.message, kernel_release)
+        if match is None:
+            continue
         stamp = boot + record.usec / 1e6
-        summary.add(match, "kmsg", origin, stamp, record.usec / 1e6, speaker.message)
+        summary.add(match, "kmsg", origin, stamp, record.usec / 1e6, speaker.message,
+                    exact=not spaced, context=(where, index))
+    if summary.pending(where):
+        if live:
+            # /dev/kmsg holds this boot's records: the running kernel wrote them.
+            summary.resolve_releases(where, lambda _index: (fallback, "running kernel (this boot's ring buffer)"),
+                                     fallback, warn, kmsg_path)
+        else:
+            def in_copy(index: int) -> t.Optional[t.Tuple[str, str]]:
+                entry = _nearest_release(releases, index)
+                return None if entry is None else (entry[1], "%s in record %d of %s" % (entry[2], entry[0], kmsg_path))
+            summary.resolve_releases(where, in_copy, fallback, warn, kmsg_path)
     if records:
         coverage.append(boot + records[0].usec / 1e6)
         new_state["kmsg"] = {"boot_id": boot_id, "seq": records[-1].seq}
@@ -430,11 +680,12 @@ def _scan_kmsg(summary: Summary, kmsg_path: str, old: t.Dict[str, t.Any], new_st
 
 def _scan_journal(summary: Summary, journalctl: str, old: t.Dict[str, t.Any], new_state: t.Dict[str, t.Any],
                   since: t.Optional[float], kernel_release: t.Optional[str], include_userspace: bool, warn: Warn,
-                  coverage: t.List[float]) -> t.Dict[str, t.Any]:
+                  coverage: t.List[float], fallback: str) -> t.Dict[str, t.Any]:
     cursor = old.get("cursor") if isinstance(old.get("cursor"), str) else None
-    first = old.get("first") if cursor else None
+    first = old.get("first") if cursor and _is_time(old.get("first")) else None
     entries = 0
     last_cursor = cursor
+    boots = {}  # type: t.Dict[str, t.Tuple[str, str]]
     for item in read_journal(journalctl, since, cursor, warn):
         if isinstance(item, str):
             warn("journal source skipped: %s" % item)
@@ -447,10 +698,14 @@ def _scan_journal(summary: Summary, journalctl: str, old: t.Dict[str, t.Any], ne
             last_cursor = entry.cursor
         if first is None and entry.realtime is not None:
             first = entry.realtime
-        if not entry.message or not any(needle in entry.message for needle in _TEXT_NEEDLES):
+        if not entry.message:
             continue
-        match = classify_message(entry.message, kernel_release)
-        if match is None:
+        text, spaced = normalise_spaces(entry.message)
+        if entry.facility in (None, 0) and entry.boot_id and entry.boot_id not in boots and len(boots) < MAX_RELEASES:
+            named = release_of(text)
+            if named is not None and _usable_release(named[0]):
+                boots[entry.boot_id] = (named[0], "%s of boot %s in the journal" % (named[1], entry.boot_id))
+        if not confirm_text(text):
             continue
         origin = "journal"
         if entry.facility not in (None, 0):
@@ -458,9 +713,29 @@ def _scan_journal(summary: Summary, journalctl: str, old: t.Dict[str, t.Any], ne
                 summary.ignored["userspace_kmsg"] += 1
                 continue
             origin = "journal_userspace"
-        summary.add(match, "journal", origin, entry.realtime, None, entry.message)
+        match = _classify(text, kernel_release)
+        if match is None:
+            continue
+        summary.add(match, "journal", origin, entry.realtime, None, text, exact=not spaced,
+                    context=(("journal", entry.boot_id), 0))
+    this_boot = _boot_id()
+    for boot_id in set(event["_release"][0][1] for event in summary.events
+                       if event.get("_release", (("",),))[0][0] == "journal"):
+        if boot_id in boots:
+            found = boots[boot_id]
+        elif boot_id is not None and boot_id == this_boot:
+            found = (fallback, "running kernel (this boot's journal)")
+        else:
+            found = None
+        summary.resolve_releases(("journal", boot_id), lambda _position, found=found: found, fallback, warn,
+                                 "journal boot %s" % boot_id)
     if first is not None:
         coverage.append(first)
     if last_cursor:
         new_state["journal"] = {"cursor": last_cursor, "first": first}
     return {"status": "scanned", "entries": entries, "oldest": iso(first)}
+
+
+def _is_time(value: t.Any) -> bool:
+    """An epoch time as a state file may hold it: a finite, non-negative number (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e12

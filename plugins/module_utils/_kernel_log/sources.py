@@ -18,19 +18,24 @@ import json
 import lzma
 import os
 import re
+import stat
 import struct
 import subprocess
 import tempfile
 import typing as t
 import zlib
 
-from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import CONFIRM, MAX_LINE, NEEDLE_AFTER, NEEDLES
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
+    LITERALS, MAX_LINE, NBSP_NEEDLE, NEEDLES, RELEASE_NEEDLES, confirm_at)
 
-CHUNK = 8 * 1024 * 1024
-# A "line" this long without a newline is binary junk; stop buffering it and skip to the next newline.
-MAX_CARRY = 1024 * 1024
+CHUNK = 1024 * 1024  # small enough that a chunk stays in cache while every needle is searched in it
+# A partial line longer than any line worth reading (MAX_LINE) is not carried over to the next chunk: the
+# rest of it is skipped up to its newline. Together with CHUNK this bounds the scan's memory.
+MAX_CARRY = MAX_LINE + 1
 
 Warn = t.Callable[[str], None]
+# (buffer, hit, needle, line start, line end) -> whether the line is a candidate
+Confirm = t.Callable[[bytearray, int, bytes, int, int], bool]
 
 
 class LineHit(object):
@@ -43,6 +48,31 @@ class LineHit(object):
         self.line = line
         self.previous = previous    # the physical line before, or None at the start of the stream
         self.following = following  # the physical line after when it is in memory, else None
+
+
+class NotRegularFile(OSError):
+    """A path that is not a regular file where a log or state file was expected (FIFO, device, directory)."""
+
+
+def open_regular(path: str, expected: t.Optional[os.stat_result] = None) -> t.BinaryIO:
+    """Open ``path`` for reading without ever blocking, and only if it is a regular file.
+
+    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; the kind of file is
+    then checked on the open descriptor. ``expected`` (a stat taken before) must still describe the same
+    file, so a path swapped for something else in between is refused too.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        if expected is not None and (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
+            raise NotRegularFile(errno.ESTALE, "replaced while the scan started", path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def compression_of(head: bytes) -> t.Optional[str]:
@@ -119,25 +149,168 @@ def _fill(stream: t.BinaryIO, view: memoryview, name: str, warn: Warn, position:
     return stream.readinto(view) or 0
 
 
+# ---- finding needles fast ---------------------------------------------------------------------------
+
+# libc's strstr scans 16 or 32 bytes at a time for a needle's first two bytes (glibc's SSE2/AVX2 code) and
+# is linear in the haystack (it falls back to the two-way algorithm); bytes.find is several times slower
+# per byte on log text. strstr stops at a NUL, so a chunk that holds one is searched with memmem (bounded
+# by length) instead. Without ctypes or a libc, bytes.find does the same job.
+USE_LIBC = True
+_LIBC = []  # type: t.List[t.Any]
+
+
+def _libc() -> t.Optional[t.Tuple[t.Any, t.Any, t.Any]]:
+    """(ctypes, strstr, memmem) after a self-test, or None; looked up once per process."""
+    if not USE_LIBC:
+        return None
+    if not _LIBC:
+        found = None
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None)
+            strstr, memmem = libc.strstr, libc.memmem
+            strstr.restype = memmem.restype = ctypes.c_void_p
+            strstr.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+            memmem.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t)
+            probe = bytearray(b"xx\x00ab needle\x00")
+            holder = (ctypes.c_char * len(probe)).from_buffer(probe)
+            address = ctypes.addressof(holder)
+            if (strstr(address + 3, b"needle") == address + 6 and strstr(address, b"needle") is None
+                    and memmem(address, len(probe), b"needle", 6) == address + 6):
+                found = (ctypes, strstr, memmem)
+            del holder
+        except Exception:  # noqa: BLE001 - any failure (no ctypes, no libc, a foreign libc) means bytes.find
+            found = None
+        _LIBC.append(found)
+    return _LIBC[0]
+
+
+def _finder(buf: bytearray, address: t.Optional[int], end: int, has_nul: bool) -> t.Callable[[bytes, int], int]:
+    """find(needle, position) over buf[:end]; -1 when there is none. buf[end] must be 0 for strstr."""
+    libc = _libc() if address is not None else None
+    if libc is None:
+        return lambda needle, position: buf.find(needle, position, end)
+    strstr, memmem = libc[1], libc[2]
+    if has_nul:
+        def find_nul_safe(needle: bytes, position: int) -> int:
+            found = memmem(address + position, end - position, needle, len(needle))
+            return -1 if not found else found - address
+        return find_nul_safe
+
+    def find(needle: bytes, position: int) -> int:
+        found = strstr(address + position, needle)
+        return -1 if not found else found - address
+    return find
+
+
+_HUNG_IN_LINE = re.compile(rb"blocked for more than [0-9]+ seconds")
+
+
+def confirm_event(buf: bytearray, hit: int, needle: bytes, line_start: int, line_end: int) -> bool:
+    """The line holds one of the literals of ``needle``: at the hit (a few compares) or elsewhere in it."""
+    if needle == NBSP_NEEDLE:
+        return True  # decoded and checked with the spaces read as spaces (scan.feed_line_hit)
+    if confirm_at(buf, hit, needle):
+        return True
+    for literal, _offset in LITERALS[needle]:
+        if literal == b"blocked for more than ":
+            if _HUNG_IN_LINE.search(buf, line_start, line_end):
+                return True
+        elif buf.find(literal, line_start, line_end) != -1:
+            return True
+    return False
+
+
+def confirm_release(buf: bytearray, hit: int, needle: bytes, line_start: int, line_end: int) -> bool:
+    return True  # the needle is the literal; scan.release lines parse it
+
+
+EVENT_NEEDLES = NEEDLES + (NBSP_NEEDLE,)
+
+
+class _Lines(object):
+    """Candidate lines of one chunk: every needle searched over it, each line taken at most once per needle."""
+
+    def __init__(self, name: str, warn: Warn) -> None:
+        self.name = name
+        self.warn = warn
+        self.warned_long = False
+
+    def too_long(self, offset: int) -> None:
+        if not self.warned_long:
+            self.warned_long = True
+            self.warn("%s: a line of more than %d bytes at offset %d is not kernel output; skipped"
+                      % (self.name, MAX_LINE, offset))
+
+    def find(self, buf: bytearray, address: t.Optional[int], end: int, base: int, needles: t.Sequence[bytes],
+             confirm: Confirm, has_nul: bool) -> t.List[t.Tuple[int, int]]:
+        find = _finder(buf, address, end, has_nul)
+        lines = {}  # type: t.Dict[int, int]
+        for needle in needles:
+            position = 0
+            while position < end:
+                hit = find(needle, position)
+                if hit == -1 or hit >= end:
+                    break
+                line_start = buf.rfind(b"\n", max(0, hit - MAX_LINE), hit) + 1
+                if line_start == 0 and hit > MAX_LINE:
+                    self.too_long(base + hit)
+                    newline = buf.find(b"\n", hit, end)
+                    position = end if newline == -1 else newline + 1
+                    continue
+                known = lines.get(line_start)
+                if known is not None:
+                    position = known + 1
+                    continue
+                line_end = buf.find(b"\n", hit, min(end, line_start + MAX_LINE + 1))
+                if line_end == -1:
+                    if line_start + MAX_LINE < end:
+                        self.too_long(base + line_start)
+                        newline = buf.find(b"\n", line_start + MAX_LINE, end)
+                        position = end if newline == -1 else newline + 1
+                        continue
+                    line_end = end  # the last line of the stream, without a newline
+                if confirm(buf, hit, needle, line_start, line_end):
+                    lines[line_start] = line_end
+                position = line_end + 1
+        return sorted(lines.items())
+
+
+def _buffer_line_before(buf: bytearray, line_start: int) -> t.Optional[bytes]:
+    """The line ending at ``line_start - 1`` (a newline), when it is at most MAX_LINE long."""
+    start = buf.rfind(b"\n", max(0, line_start - 2 - MAX_LINE), line_start - 1) + 1
+    if start == 0 and line_start - 1 > MAX_LINE:
+        return None
+    return bytes(buf[start:line_start - 1])
+
+
 def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.Optional[int] = None,
-                previous_line: t.Optional[bytes] = None) -> t.Iterator[t.Union[LineHit, int]]:
-    """Yield a LineHit for every line holding a needle, then the offset where reading ended.
+                previous_line: t.Optional[bytes] = None, needles: t.Sequence[bytes] = EVENT_NEEDLES,
+                confirm: Confirm = confirm_event) -> t.Iterator[t.Union[LineHit, int]]:
+    """Yield a LineHit for every line holding a confirmed needle, then the offset where reading ended.
 
     ``start`` is the stream offset ``stream`` is positioned at (offsets in hits are absolute). The
     final yielded int is the offset after the last line read: a plain file resumes there.
     ``stop`` (a line start) ends the scan early; ``previous_line`` is the line before ``start``.
 
     One buffer is reused for the whole stream (no per-chunk copies): the unfinished last line of a
-    chunk moves to the front and the next chunk is read in after it.
+    chunk moves to the front and the next chunk is read in after it. Lines longer than MAX_LINE are
+    skipped; memory is CHUNK + MAX_CARRY whatever the stream holds.
     """
     chunk = CHUNK
-    buf = bytearray(chunk + MAX_CARRY)
+    buf = bytearray(chunk + MAX_CARRY + 1)  # + 1: room for the NUL strstr stops at
     view = memoryview(buf)
+    libc = _libc()
+    holder = address = None
+    if libc is not None:
+        holder = (libc[0].c_char * len(buf)).from_buffer(buf)
+        address = libc[0].addressof(holder)
+    finder = _Lines(name, warn)
     base = start               # stream offset of buf[0]
     filled = 0                 # bytes at the front of buf carried over (an unfinished line)
     previous_tail = previous_line  # last complete line of the previous chunk
     skipping_long = False
-    warned_nul = warned_long = False
+    warned_nul = False
     try:
         while True:
             want = chunk if stop is None else max(0, min(chunk, stop - base - filled))
@@ -158,12 +331,6 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.O
                 filled = total
                 skipping_long = False
                 previous_tail = None
-            if not warned_nul and count:
-                nul = buf.find(b"\x00", total - count, total)
-                if nul != -1:
-                    warned_nul = True
-                    warn("%s: NUL bytes near offset %d (binary junk, e.g. after a crash); they are ignored"
-                         % (name, base + nul))
             if at_eof:
                 if total == 0:
                     break
@@ -172,60 +339,50 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.O
                 end = buf.rfind(b"\n", 0, total) + 1
                 if end == 0:
                     if total > MAX_CARRY:
-                        if not warned_long:
-                            warned_long = True
-                            warn("%s: a line of more than %d bytes at offset %d is not kernel output; skipped"
-                                 % (name, MAX_CARRY, base))
+                        finder.too_long(base)
                         base += total
                         filled = 0
                         skipping_long = True
                         continue
                     filled = total
                     continue
-            starts = set()
-            for needle in NEEDLES:
-                after = NEEDLE_AFTER.get(needle)
-                found = buf.find(needle, 0, end)
-                while found != -1:
-                    if after is not None and not buf.endswith(after, 0, found):
-                        found = buf.find(needle, found + 1, end)
-                        continue
-                    line_start = buf.rfind(b"\n", 0, found) + 1
-                    starts.add(line_start)
-                    line_end = buf.find(b"\n", found, end)
-                    if line_end == -1:
-                        break
-                    found = buf.find(needle, line_end + 1, end)
-            for line_start in sorted(starts):
-                line_end = buf.find(b"\n", line_start, end)
-                if line_end == -1:
-                    line_end = end
-                if line_end - line_start > MAX_LINE:
-                    if not warned_long:
-                        warned_long = True
-                        warn("%s: a line of %d bytes at offset %d is not kernel output; skipped"
-                             % (name, line_end - line_start, base + line_start))
-                    continue
-                if CONFIRM.search(buf, line_start, line_end) is None:
-                    continue
-                if line_start == 0:
-                    previous = previous_tail
-                else:
-                    previous = bytes(buf[buf.rfind(b"\n", 0, line_start - 1) + 1:line_start - 1])
+            nul = buf.find(b"\x00", 0, end)
+            if nul != -1 and not warned_nul:
+                warned_nul = True
+                warn("%s: NUL bytes near offset %d (binary junk, e.g. after a crash); they are ignored"
+                     % (name, base + nul))
+            saved = buf[end]
+            buf[end] = 0
+            try:
+                lines = finder.find(buf, address, end, base, needles, confirm, nul != -1)
+            finally:
+                buf[end] = saved
+            for line_start, line_end in lines:
+                previous = previous_tail if line_start == 0 else _buffer_line_before(buf, line_start)
                 following = None  # unknown when the next line is not in memory yet (a chunk boundary)
                 if line_end + 1 < end:
-                    next_end = buf.find(b"\n", line_end + 1, end)
-                    following = bytes(buf[line_end + 1:next_end if next_end != -1 else end])
+                    next_end = buf.find(b"\n", line_end + 1, min(end, line_end + 2 + MAX_LINE))
+                    if next_end != -1 or end - line_end - 1 <= MAX_LINE:
+                        following = bytes(buf[line_end + 1:next_end if next_end != -1 else end])
                 yield LineHit(base + line_start, bytes(buf[line_start:line_end]), previous, following)
+            if at_eof:
+                base += end
+                break
             if end > 0:
-                last_start = buf.rfind(b"\n", 0, end - 1) + 1
-                previous_tail = bytes(buf[last_start:end]).rstrip(b"\n")
+                previous_tail = _buffer_line_before(buf, end) if buf[end - 1:end] == b"\n" else None
+            if total - end > MAX_CARRY:
+                # The unfinished last line is already longer than any line worth reading: skip to its newline
+                # rather than carry it (the carry stays within MAX_CARRY, so a chunk always fits the buffer).
+                finder.too_long(base + end)
+                base += total
+                filled = 0
+                skipping_long = True
+                continue
             buf[0:total - end] = buf[end:total]
             base += end
             filled = total - end
-            if at_eof:
-                break
     finally:
+        del holder
         view.release()
     yield base
 
@@ -317,16 +474,20 @@ def _unspool(spool: t.BinaryIO, warn: Warn) -> t.Iterator[t.Union[LineHit, int, 
             yield LineHit(offset, line, previous, following)
 
 
-def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: Warn) -> t.Iterator[t.Union[LineHit, int]]:
-    """scan_stream over an uncompressed file from ``start``; a big file is split at a line start and
-    the second half is scanned by a forked child at the same time (the needle search is CPU-bound
-    and holds the GIL, so threads would not help). Hits come out in file order either way."""
+def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: Warn,
+                    needles: t.Sequence[bytes] = EVENT_NEEDLES,
+                    confirm: Confirm = confirm_event) -> t.Iterator[t.Union[LineHit, int]]:
+    """scan_stream over an uncompressed file from ``start`` up to ``size`` (lines appended meanwhile are
+    left for the next run); a big file is split at a line start and the second half is scanned by a
+    forked child at the same time (the needle search is CPU-bound and holds the GIL, so threads would
+    not help). Hits come out in file order either way."""
     fd = raw.fileno()
     before = _line_before(fd, start)  # context for a wrapped first line when resuming
     middle = _next_line_start(fd, start + (size - start) // 2)
     if size - start < PARALLEL_MIN or usable_cpus() < 2 or not hasattr(os, "fork") or not start < middle < size:
         raw.seek(start)
-        yield from scan_stream(raw, name, start, warn, previous_line=before)
+        yield from scan_stream(raw, name, start, warn, stop=size, previous_line=before, needles=needles,
+                               confirm=confirm)
         return
     spool = tempfile.TemporaryFile(prefix="kernel_log_scan.")
     try:
@@ -334,19 +495,20 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
     except OSError:
         spool.close()
         raw.seek(start)
-        yield from scan_stream(raw, name, start, warn, previous_line=before)
+        yield from scan_stream(raw, name, start, warn, stop=size, previous_line=before, needles=needles,
+                               confirm=confirm)
         return
     if pid == 0:  # child: the second half, framed into the spool file
         status = 1
         try:
             child_warnings = []  # type: t.List[str]
-            with open(name, "rb") as handle:
-                if os.fstat(handle.fileno()).st_ino != os.fstat(fd).st_ino:
-                    raise OSError("file replaced during the scan")
+            # Its own open file (a shared descriptor would share the read position with the parent).
+            with open_regular(name, os.fstat(fd)) as handle:
                 handle.seek(middle)
                 out = io.BufferedWriter(io.FileIO(os.dup(spool.fileno()), "wb"), 1024 * 1024)
                 _spool(out, scan_stream(handle, name, middle, child_warnings.append, stop=size,
-                                        previous_line=_line_before(handle.fileno(), middle)), child_warnings)
+                                        previous_line=_line_before(handle.fileno(), middle), needles=needles,
+                                        confirm=confirm), child_warnings)
                 out.close()
             status = 0
         finally:
@@ -354,7 +516,8 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
     try:
         try:
             raw.seek(start)
-            for item in scan_stream(raw, name, start, warn, stop=middle, previous_line=before):
+            for item in scan_stream(raw, name, start, warn, stop=middle, previous_line=before, needles=needles,
+                                    confirm=confirm):
                 if isinstance(item, LineHit):
                     yield item
         finally:
@@ -371,7 +534,8 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
                 yield item
         if resume is not None:
             raw.seek(resume)
-            yield from scan_stream(raw, name, resume, warn, stop=size, previous_line=_line_before(fd, resume))
+            yield from scan_stream(raw, name, resume, warn, stop=size, previous_line=_line_before(fd, resume),
+                                   needles=needles, confirm=confirm)
     finally:
         spool.close()
 
@@ -394,14 +558,14 @@ def parse_kmsg_record(raw: bytes) -> t.Optional[KmsgRecord]:
     head, sep, rest = raw.partition(b";")
     if not sep:
         return None
-    fields = head.split(b",")
-    if len(fields) < 3:
+    fields = head.split(b",", 3)
+    # Unsigned decimal numbers of bounded length (a 5,000-digit "sequence number" is not a record).
+    if len(fields) < 3 or not all(0 < len(f) <= 20 and f.isdigit() for f in fields[:3]):
         return None
-    try:
-        prio, seq, usec = int(fields[0]), int(fields[1]), int(fields[2])
-    except ValueError:
+    prio, seq, usec = int(fields[0]), int(fields[1]), int(fields[2])
+    if prio > 0xFFFF:
         return None
-    message = rest.split(b"\n", 1)[0]
+    message = rest.split(b"\n", 1)[0][:MAX_LINE]
     return KmsgRecord(prio >> 3, prio & 7, seq, usec, message.decode("utf-8", "replace"))
 
 
@@ -413,16 +577,19 @@ def read_kmsg(path: str, warn: Warn) -> t.Tuple[t.List[KmsgRecord], t.Optional[s
     except OSError as exc:
         return records, "%s: %s" % (path, exc.strerror or exc)
     try:
-        if not _is_char_device(fd):
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
             # A saved copy in the same format (tests, or `cat /dev/kmsg > file` on another host).
             with os.fdopen(os.dup(fd), "rb") as handle:
-                for raw in handle:
+                for raw in bounded_lines(handle, MAX_LINE):
                     if raw[:1] in (b" ", b"\n"):
                         continue
                     record = parse_kmsg_record(raw)
                     if record is not None:
                         records.append(record)
             return records, None
+        if not stat.S_ISCHR(mode):
+            return records, "%s: neither the kernel's character device nor a saved copy (a regular file)" % path
         while True:
             try:
                 raw = os.read(fd, 16384)
@@ -443,21 +610,32 @@ def read_kmsg(path: str, warn: Warn) -> t.Tuple[t.List[KmsgRecord], t.Optional[s
     return records, None
 
 
-def _is_char_device(fd: int) -> bool:
-    import stat
-    return stat.S_ISCHR(os.fstat(fd).st_mode)
+def bounded_lines(handle: t.BinaryIO, limit: int) -> t.Iterator[bytes]:
+    """The lines of ``handle``; one longer than ``limit`` comes out cut at ``limit`` and its rest is dropped,
+    so memory stays bounded whatever the stream holds."""
+    while True:
+        line = handle.readline(limit)
+        if not line:
+            return
+        if len(line) == limit and not line.endswith(b"\n"):
+            rest = line
+            while rest and not rest.endswith(b"\n"):
+                rest = handle.readline(limit)
+        yield line
 
 
 # ---- journal ------------------------------------------------------------------------------------
 
 class JournalEntry(object):
-    __slots__ = ("cursor", "realtime", "facility", "message")
+    __slots__ = ("cursor", "realtime", "facility", "message", "boot_id")
 
-    def __init__(self, cursor: str, realtime: t.Optional[float], facility: t.Optional[int], message: str) -> None:
+    def __init__(self, cursor: str, realtime: t.Optional[float], facility: t.Optional[int], message: str,
+                 boot_id: t.Optional[str] = None) -> None:
         self.cursor = cursor
         self.realtime = realtime
         self.facility = facility
         self.message = message
+        self.boot_id = boot_id
 
 
 def journal_available(journal_dirs: t.Sequence[str] = ("/var/log/journal", "/run/log/journal")) -> t.Optional[str]:
@@ -471,6 +649,17 @@ def journal_available(journal_dirs: t.Sequence[str] = ("/var/log/journal", "/run
 
 # journalctl prints "MESSAGE":[..] (newer) or "MESSAGE" : [ .. ] (older systemd).
 _BINARY_MESSAGE = re.compile(rb'"MESSAGE"\s*:\s*\[')
+# Entries worth parsing: events, lines naming the release, text with non-breaking spaces (raw or escaped).
+_JOURNAL_NEEDLES = NEEDLES + RELEASE_NEEDLES + (NBSP_NEEDLE, b"\\u00a0")
+# One JSON entry of the kernel transport is a record of at most ~1 KiB; far longer lines are not read whole.
+MAX_JOURNAL_LINE = 1024 * 1024
+
+
+def _journal_number(value: t.Any) -> t.Optional[int]:
+    """A journal field holding an unsigned decimal number of bounded length, or None."""
+    if isinstance(value, str) and 0 < len(value) <= 20 and all("0" <= c <= "9" for c in value):
+        return int(value)
+    return None
 
 
 def read_journal(journalctl: str, since: t.Optional[float], cursor: t.Optional[str],
@@ -486,48 +675,55 @@ def read_journal(journalctl: str, since: t.Optional[float], cursor: t.Optional[s
         argv.append("--after-cursor=%s" % cursor)
     elif since is not None:
         argv.append("--since=@%d" % int(since))
+    errors = tempfile.TemporaryFile(prefix="kernel_log_scan.")  # a pipe could fill up and stall journalctl
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
     except OSError as exc:
+        errors.close()
         yield "cannot run %s: %s" % (journalctl, exc.strerror or exc)
         return
     count = 0
     last_cursor = None
-    for raw in proc.stdout or ():
-        count += 1
-        # Non-UTF-8 messages come as arrays of byte values, which the needles cannot see.
-        wanted = any(needle in raw for needle in NEEDLES) or _BINARY_MESSAGE.search(raw) is not None
-        if not wanted and count > 1:
-            # Still need the cursor of the last entry; parse cheaply only at the end (below).
-            last_cursor = raw
-            continue
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            warn("journalctl printed a line that is not JSON; skipped")
-            continue
-        message = entry.get("MESSAGE")
-        if isinstance(message, list):  # journald stores non-UTF-8 messages as byte arrays
-            message = bytes(v for v in message if isinstance(v, int) and 0 <= v < 256).decode("utf-8", "replace")
-        if not isinstance(message, str):
-            message = ""
-        try:
-            realtime = int(entry.get("__REALTIME_TIMESTAMP")) / 1e6  # type: t.Optional[float]
-        except (TypeError, ValueError):
-            realtime = None
-        try:
-            facility = int(entry["SYSLOG_FACILITY"])  # type: t.Optional[int]
-        except (KeyError, TypeError, ValueError):
-            facility = None
-        last_cursor = None
-        yield JournalEntry(str(entry.get("__CURSOR", "")), realtime, facility, message)
-    if last_cursor is not None:
-        try:
-            entry = json.loads(last_cursor)
-            yield JournalEntry(str(entry.get("__CURSOR", "")), None, None, "")
-        except ValueError:
-            pass
-    _out, err = proc.communicate()
+    with errors:
+        for raw in bounded_lines(proc.stdout, MAX_JOURNAL_LINE) if proc.stdout else ():
+            count += 1
+            if len(raw) >= MAX_JOURNAL_LINE:
+                continue  # cut: not one whole entry
+            # Non-UTF-8 messages come as arrays of byte values, which the needles cannot see.
+            wanted = any(needle in raw for needle in _JOURNAL_NEEDLES) or _BINARY_MESSAGE.search(raw) is not None
+            if not wanted and count > 1:
+                # Still need the cursor of the last entry; parse cheaply only at the end (below).
+                last_cursor = raw
+                continue
+            try:
+                entry = json.loads(raw.decode("utf-8", "replace"))
+            except ValueError:  # also numbers past int's digit limit
+                warn("journalctl printed a line that is not JSON; skipped")
+                continue
+            if not isinstance(entry, dict):
+                continue
+            message = entry.get("MESSAGE")
+            if isinstance(message, list):  # journald stores non-UTF-8 messages as byte arrays
+                message = bytes(v for v in message[:MAX_LINE]
+                                if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 256).decode("utf-8", "replace")
+            if not isinstance(message, str):
+                message = ""
+            usec = _journal_number(entry.get("__REALTIME_TIMESTAMP"))
+            boot_id = entry.get("_BOOT_ID")
+            last_cursor = None
+            yield JournalEntry(str(entry.get("__CURSOR", ""))[:4096], None if usec is None else usec / 1e6,
+                               _journal_number(entry.get("SYSLOG_FACILITY")), message[:MAX_LINE],
+                               boot_id[:64] if isinstance(boot_id, str) else None)
+        if last_cursor is not None:
+            try:
+                entry = json.loads(last_cursor.decode("utf-8", "replace"))
+                if isinstance(entry, dict):
+                    yield JournalEntry(str(entry.get("__CURSOR", ""))[:4096], None, None, "")
+            except ValueError:
+                pass
+        proc.wait()
+        errors.seek(0)
+        err = errors.read(4096)
     if proc.returncode not in (0, None) and count == 0:
         yield "journalctl failed (rc=%s): %s" % (proc.returncode, err.decode("utf-8", "replace").strip()[:300])
         return

@@ -60,14 +60,44 @@ def fragmentation_index(free_blocks: t.Sequence[int], order: int) -> int:
     return 1000 - (1000 + free_pages * 1000 // (1 << order)) // total
 
 
+def suitable_blocks_by_order(free_blocks: t.Sequence[int]) -> t.List[int]:
+    """``result[order]``: free_blocks_suitable of contig_page_info for every order, in one pass.
+
+    A block of order ``o`` holds ``2**(o - order)`` blocks of ``order``, so
+    ``suitable[order] = free_blocks[order] + 2 * suitable[order + 1]``: linear in the number of
+    orders, where calling contig_page_info per order is quadratic.
+    """
+    result = [0] * len(free_blocks)
+    running = 0
+    for order in range(len(free_blocks) - 1, -1, -1):
+        running = free_blocks[order] + (running << 1)
+        result[order] = running
+    return result
+
+
 def unusable_indexes(free_blocks: t.Sequence[int]) -> t.List[float]:
     """unusable_free_index / 1000 for every order of the zone."""
-    return [unusable_free_index(free_blocks, order) / 1000.0 for order in range(len(free_blocks))]
+    pages = free_pages(free_blocks)
+    if pages == 0:
+        return [1.0] * len(free_blocks)
+    return [((pages - (suitable << order)) * 1000 // pages) / 1000.0
+            for order, suitable in enumerate(suitable_blocks_by_order(free_blocks))]
 
 
 def fragmentation_indexes(free_blocks: t.Sequence[int]) -> t.List[float]:
     """__fragmentation_index / 1000 for every order of the zone (-1.0: a block of that order is free)."""
-    return [fragmentation_index(free_blocks, order) / 1000.0 for order in range(len(free_blocks))]
+    pages = free_pages(free_blocks)
+    total = sum(free_blocks)
+    result = []  # type: t.List[float]
+    for order, suitable in enumerate(suitable_blocks_by_order(free_blocks)):
+        if not total:
+            index = 0
+        elif suitable:
+            index = -1000
+        else:
+            index = 1000 - (1000 + pages * 1000 // (1 << order)) // total
+        result.append(index / 1000.0)
+    return result
 
 
 def free_pages(free_blocks: t.Sequence[int]) -> int:

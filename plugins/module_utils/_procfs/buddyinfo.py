@@ -19,12 +19,20 @@ import re
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_count, parse_counts
+
+# The most order columns any kernel prints is its MAX_ORDER (NR_PAGE_ORDERS since 6.8): 11 on x86_64,
+# 14 on arm64 with 64K pages, 16 when arm64 4K is configured to the section size (MAX_PAGE_ORDER +
+# PAGE_SHIFT <= SECTION_SIZE_BITS), 17 on ia64 with hugetlb and 18 on SGI SN2 (FORCE_MAX_ZONEORDER=18).
+# Past this, a line is not buddyinfo; without a cap a crafted 10,000-column line cost minutes.
+MAX_ORDERS = 24
 
 # "Node 0, zone   Normal" then the counts. Node ids can be sparse and multi-digit (0, 10, 11).
 _ZONE_LINE = re.compile(r"^\s*Node\s+(\d+)\s*,\s*zone\s+(\S+)(.*)$")
 _COUNTS = re.compile(r"^[\s\d]*$")
 # A line that begins like kernel output ("Node 0, zone ...") but does not parse is damage, not a note.
-_NODE_PREFIX = re.compile(r"^\s*Node\b\s*\S*\s*,?\s*zone\b")
+# Each run of blanks can be taken only one way: "\s*\S*\s*,?\s*" backtracked cubically on a line of blanks.
+_NODE_PREFIX = re.compile(r"^\s*Node\b\s*(?:[^\s,]+\s*)?(?:,\s*)?zone\b")
 
 
 class BuddyZone(object):
@@ -40,6 +48,25 @@ class BuddyZone(object):
 
     def __repr__(self) -> str:
         return "BuddyZone(node=%d, zone=%r, free_blocks=%r)" % (self.node, self.zone, self.free_blocks)
+
+
+def _number(text: str, what: str, path: str, line_number: int) -> int:
+    try:
+        return parse_count(text, what)
+    except NumberError as exc:
+        raise ProcFileError(path, str(exc), line_number)
+
+
+def _counts(text: str, before: t.List[int], path: str, line_number: int) -> t.List[int]:
+    """``before`` followed by the free block counts in ``text``; a count past 64 bits or too many orders is an error."""
+    fields = text.split(None, MAX_ORDERS + 1 - len(before))
+    if len(before) + len(fields) > MAX_ORDERS:
+        raise ProcFileError(path, "more than %d order columns; no kernel has that many orders (MAX_ORDER), "
+                            "so this is not buddyinfo" % MAX_ORDERS, line_number)
+    try:
+        return before + parse_counts(fields, "free block count")
+    except NumberError as exc:
+        raise ProcFileError(path, str(exc), line_number)
 
 
 def parse_buddyinfo(text: str, path: str = "/proc/buddyinfo") -> t.Tuple[t.List[BuddyZone], t.List[str]]:
@@ -67,19 +94,19 @@ def parse_buddyinfo(text: str, path: str = "/proc/buddyinfo") -> t.Tuple[t.List[
             rest = match.group(3)
             if not _COUNTS.match(rest):
                 raise ProcFileError(path, "expected free block counts after the zone name, got %r" % rest.strip()[:80], line_number)
-            key = (int(match.group(1)), match.group(2))
+            key = (_number(match.group(1), "node id", path, line_number), match.group(2))
             if key in seen:
                 warnings.append("%s line %d: node %d zone %s appears again (first at line %d); a new snapshot starts "
                                 "here and the earlier one is ignored" % (path, line_number, key[0], key[1], seen[key]))
                 snapshots.append([])
                 seen = {}
             seen[key] = line_number
-            current = BuddyZone(key[0], key[1], [int(v) for v in rest.split()], line_number)
+            current = BuddyZone(key[0], key[1], _counts(rest, [], path, line_number), line_number)
             snapshots[-1].append(current)
             continue
         if current is not None and _COUNTS.match(raw):
             # Continuation of a mail-wrapped zone line: the remaining orders.
-            current.free_blocks.extend(int(v) for v in line.split())
+            current.free_blocks = _counts(line, current.free_blocks, path, line_number)
             continue
         if _NODE_PREFIX.match(raw):
             # Starts like kernel output but is not: a damaged line, not a human annotation.

@@ -11,10 +11,17 @@ analyses a live host, a sosreport, or a test fixture tree; this file is the one 
 
 import errno
 import os
+import stat
 import typing as t
 
 # /proc files we read are small; a cap keeps a hostile or corrupt tree from exhausting memory.
 MAX_PROC_FILE_BYTES = 64 * 1024 * 1024
+# Largest single read(2); /proc files are produced by the kernel into a buffer of the size asked for.
+READ_CHUNK_BYTES = 65536
+
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class ProcFileError(Exception):
@@ -22,13 +29,16 @@ class ProcFileError(Exception):
 
     ``path`` and ``line_number`` (1-based, or None) make the message point at the exact place.
     ``missing`` is true when the file does not exist (callers may treat that as "feature absent").
+    ``errno`` is the OS error behind it, when there was one.
     """
 
-    def __init__(self, path: str, message: str, line_number: t.Optional[int] = None, missing: bool = False) -> None:
+    def __init__(self, path: str, message: str, line_number: t.Optional[int] = None, missing: bool = False,
+                 errno: t.Optional[int] = None) -> None:
         self.path = path
         self.message = message
         self.line_number = line_number
         self.missing = missing
+        self.errno = errno
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -52,29 +62,89 @@ def path_under(root: str, relative: str) -> str:
     return candidate
 
 
-def read_bytes(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> bytes:
-    """Return the content of ``root/relative`` (at most ``limit`` bytes)."""
-    path = path_under(root, relative)
-    chunks = []  # type: t.List[bytes]
-    size = 0
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _refuse(path: str, mode: int) -> ProcFileError:
+    # Every /proc, /sys and sysctl.d file is a regular file (st_size 0 in /proc); anything else is a
+    # crafted tree, and reading it could block forever (FIFO) or touch a device.
+    return ProcFileError(path, "is %s, not a regular file; refusing to read it" % _kind(mode))
+
+
+def read_file(path: str, limit: int = MAX_PROC_FILE_BYTES, follow: bool = True, shown: t.Optional[str] = None,
+              one_read: bool = False) -> bytes:
+    """Content of the regular file ``path`` (at most ``limit`` bytes), never blocking on what is not one.
+
+    The file is checked with stat before it is opened (opening a device node can itself act), opened
+    with O_NONBLOCK (a FIFO swapped in meanwhile cannot block the open) and, with ``follow=False``,
+    O_NOFOLLOW, then checked again with fstat on what was opened. ``shown`` is the path named in
+    errors (default ``path``). Raises ProcFileError: ``missing`` set when the file does not exist.
+
+    The kernel is never asked for more than ``limit + 1`` bytes in all: the one byte more tells a
+    file that is too large from one that fits. Reads are unbuffered, in pieces of at most
+    READ_CHUNK_BYTES (seq_file makes a buffer of the size asked for). With ``one_read`` the whole
+    ``limit + 1`` is asked for in a single read(2) and nothing after it: /proc/sys numeric handlers
+    return the whole value in the first read and nothing once the position is past 0.
+    """
+    shown = path if shown is None else shown
     try:
-        with open(path, "rb") as handle:
-            # Small reads: some kernel files (/proc/sys) refuse one huge read with ENOMEM.
-            while size <= limit:
-                chunk = handle.read(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
+        before = os.stat(path) if follow else os.lstat(path)
+        if stat.S_ISLNK(before.st_mode):
+            raise ProcFileError(shown, "is a symbolic link; not followed", errno=errno.ELOOP)
+        if not stat.S_ISREG(before.st_mode):
+            raise _refuse(shown, before.st_mode)
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC | (0 if follow else _O_NOFOLLOW))
     except (IOError, OSError) as exc:
-        missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
-        reason = "does not exist" if missing else (exc.strerror or str(exc))
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            reason = "permission denied (this file is root-only on newer kernels)"
-        raise ProcFileError(path, reason, missing=missing)
+        raise _os_error(shown, exc)
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            raise _refuse(shown, opened.st_mode)
+        chunks = []  # type: t.List[bytes]
+        size = 0
+        # A seq_file returns short reads, so stop at the first empty one, not at st_size (0 in /proc).
+        while size <= limit:
+            wanted = limit + 1 - size
+            chunk = os.read(fd, wanted if one_read else min(wanted, READ_CHUNK_BYTES))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if one_read:
+                break
+    except (IOError, OSError) as exc:
+        raise _os_error(shown, exc)
+    finally:
+        os.close(fd)
     if size > limit:
-        raise ProcFileError(path, "larger than %d bytes; not a kernel file" % limit)
+        raise ProcFileError(shown, "larger than %d bytes; not a kernel file" % limit)
     return b"".join(chunks)
+
+
+def _os_error(path: str, exc: EnvironmentError) -> ProcFileError:
+    missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+    reason = "does not exist" if missing else (exc.strerror or str(exc))
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        reason = "permission denied (this file is root-only on newer kernels)"
+    elif exc.errno == errno.ELOOP:
+        reason = "is a symbolic link; not followed"
+    elif exc.errno == errno.ENXIO:
+        reason = "is a socket or a device without a driver, not a regular file; refusing to read it"
+    elif exc.errno == errno.EAGAIN:
+        reason = "would block; not a kernel file"
+    return ProcFileError(path, reason, missing=missing, errno=exc.errno)
+
+
+def read_bytes(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES, one_read: bool = False) -> bytes:
+    """Return the content of ``root/relative`` (at most ``limit`` bytes); read_file says what is refused and how it reads."""
+    path = path_under(root, relative)
+    return read_file(path, limit, one_read=one_read)
 
 
 def read_text(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> str:

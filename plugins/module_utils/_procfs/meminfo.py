@@ -22,6 +22,7 @@ import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._units import KIB
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_count
 
 # "Name:  value" or "Name:  value kB". Names are kernel identifiers plus parentheses
 # (Active(anon)); a missing colon, a non-numeric value or another unit is not kernel output.
@@ -40,7 +41,7 @@ def parse_meminfo(text: str, path: str = "/proc/meminfo") -> t.Tuple[t.Dict[str,
     snapshots concatenated) keeps the later value with a warning.
 
     Raises ProcFileError naming ``path`` and the line for a line that is not ``Name: number [kB]``,
-    a unit other than kB, and for an empty file or one without MemTotal/MemFree.
+    a value past 64 bits, a unit other than kB, and for an empty file or one without MemTotal/MemFree.
     """
     fields = {}  # type: t.Dict[str, int]
     seen_at = {}  # type: t.Dict[str, int]
@@ -52,7 +53,12 @@ def parse_meminfo(text: str, path: str = "/proc/meminfo") -> t.Tuple[t.Dict[str,
         match = _LINE.match(raw.strip())
         if match is None:
             raise ProcFileError(path, "expected 'Name: number [kB]', got %r" % raw.strip()[:80], line_number)
-        name, number, unit = match.group(1), int(match.group(2)), match.group(3)
+        name, unit = match.group(1), match.group(3)
+        try:
+            # A required file: a value the kernel cannot print makes every total after it wrong.
+            number = parse_count(match.group(2), name)
+        except NumberError as exc:
+            raise ProcFileError(path, str(exc), line_number)
         if unit is None:
             value = number
         elif unit == "kB":

@@ -20,6 +20,9 @@ import errno
 import os
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_file
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_count
+
 # A pid's statm is under 100 bytes and status under 2 KiB; reading a bounded amount keeps a
 # hostile fixture (a huge "statm") from costing memory.
 _STATM_LIMIT = 4096
@@ -28,66 +31,76 @@ _STATUS_LIMIT = 64 * 1024
 # Errors that mean "this pid went away or is not a process": skip it, as ps does.
 _VANISHED = (errno.ENOENT, errno.ESRCH, errno.ENOTDIR, errno.ELOOP, errno.EACCES, errno.EPERM, errno.EINVAL)
 
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
 
 class ProcessMemory(object):
     """``count`` processes read (kernel threads included), ``rss_bytes`` their summed RSS,
     ``without_rss`` how many had none (kernel threads, fully swapped-out processes)."""
 
-    __slots__ = ("count", "rss_bytes", "without_rss")
+    __slots__ = ("count", "rss_bytes", "without_rss", "warnings")
 
     def __init__(self) -> None:
         self.count = 0
         self.rss_bytes = 0
         self.without_rss = 0
+        self.warnings = []  # type: t.List[str]
 
     def as_fact(self) -> t.Dict[str, int]:
         return {"count": self.count, "rss_bytes": self.rss_bytes, "without_rss": self.without_rss}
 
 
 def _read_nofollow(path: str, limit: int) -> t.Optional[bytes]:
-    """Content of ``path`` (not following a final symlink), or None when it is gone or unreadable."""
+    """Content of ``path`` (not following a final symlink), or None when it is gone or unreadable.
+
+    Raises ProcFileError when it is there but not a regular file (a FIFO would block the read forever).
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW)
-    except OSError as exc:
-        if exc.errno in _VANISHED:
+        return read_file(path, limit, follow=False)
+    except ProcFileError as exc:
+        # A process that exited, a zombie (ESRCH), a link (ELOOP): skipped silently, as ps does.
+        if exc.missing or exc.errno in _VANISHED:
             return None
         raise
-    try:
-        return os.read(fd, limit)
-    except OSError as exc:
-        # A zombie or a process mid-exit: reading its files gives ESRCH/ENOENT.
-        if exc.errno in _VANISHED:
-            return None
-        raise
-    finally:
-        os.close(fd)
 
 
 def rss_from_statm(data: bytes, page_size: int) -> t.Optional[int]:
-    """Resident bytes from statm content (``size resident shared text lib data dt``, in pages)."""
+    """Resident bytes from statm content (``size resident shared text lib data dt``, in pages).
+
+    None when the content is not statm; raises NumberError for a resident count past 64 bits.
+    """
     fields = data.split()
     if len(fields) < 2 or not fields[1].isdigit():
         return None
-    return int(fields[1]) * page_size
+    return parse_count(fields[1].decode("ascii"), "statm resident pages") * page_size
 
 
 def rss_from_status(data: bytes) -> t.Optional[int]:
     """Resident bytes from status content: ``VmRSS:  1234 kB``; 0 for a kernel thread (no VmRSS line).
 
-    None when the content is not a status file at all (no ``Name:`` line).
+    None when the content is not a status file at all (no ``Name:`` line); raises NumberError for
+    a VmRSS past 64 bits.
     """
     has_name = False
     for line in data.splitlines():
         if line.startswith(b"VmRSS:"):
             fields = line.split()
             if len(fields) >= 2 and fields[1].isdigit():
-                return int(fields[1]) * 1024
+                return parse_count(fields[1].decode("ascii"), "VmRSS") * 1024
             return None
         if line.startswith(b"Name:"):
             has_name = True
     return 0 if has_name else None
+
+
+def _pid_rss(pid_dir: str, page_size: int) -> t.Optional[int]:
+    rss = None
+    data = _read_nofollow(os.path.join(pid_dir, "statm"), _STATM_LIMIT)
+    if data is not None:
+        rss = rss_from_statm(data, page_size)
+    if rss is None:
+        data = _read_nofollow(os.path.join(pid_dir, "status"), _STATUS_LIMIT)
+        if data is not None:
+            rss = rss_from_status(data)
+    return rss
 
 
 def process_rss(proc_root: str, page_size: int) -> ProcessMemory:
@@ -109,19 +122,22 @@ def process_rss(proc_root: str, page_size: int) -> ProcessMemory:
                 continue
             pid_dirs.append(entry.path)
 
+    skipped = []  # type: t.List[str]
     for pid_dir in pid_dirs:
-        rss = None
-        data = _read_nofollow(os.path.join(pid_dir, "statm"), _STATM_LIMIT)
-        if data is not None:
-            rss = rss_from_statm(data, page_size)
-        if rss is None:
-            data = _read_nofollow(os.path.join(pid_dir, "status"), _STATUS_LIMIT)
-            if data is not None:
-                rss = rss_from_status(data)
+        try:
+            rss = _pid_rss(pid_dir, page_size)
+        except (ProcFileError, NumberError) as exc:
+            # One bad pid (a FIFO for statm, a count past 64 bits) is skipped, never the whole sum.
+            skipped.append(str(exc) if isinstance(exc, ProcFileError) else "%s: %s" % (pid_dir, exc))
+            continue
         if rss is None:
             continue  # vanished, or a directory that is not a process
         result.count += 1
         result.rss_bytes += rss
         if rss == 0:
             result.without_rss += 1
+    if skipped:
+        # One warning, not one per pid: a crafted tree can hold thousands.
+        result.warnings.append("%d process(es) not counted in the RSS sum: %s%s" % (
+            len(skipped), "; ".join(skipped[:3]), "; ..." if len(skipped) > 3 else ""))
     return result

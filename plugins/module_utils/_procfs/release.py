@@ -9,15 +9,14 @@ Private to the collection. Every era decision (GFP layout, watermark rules, sysc
 import re
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.runtime import read_sysctl
 
 Release = t.Tuple[int, int, int]
 
 # A release is printed by the kernel as VERSION.PATCHLEVEL[.SUBLEVEL][EXTRAVERSION]; digit runs are bounded so
 # hostile text cannot make int() expensive.
 _RELEASE = re.compile(r"^\s*(\d{1,4})\.(\d{1,4})(?:\.(\d{1,6}))?")
-# osrelease is one short line (__NEW_UTS_LEN is 64); a bigger file is no osrelease.
-_OSRELEASE_LIMIT = 4096
 
 
 def parse_release(text: t.Any) -> t.Optional[Release]:
@@ -40,7 +39,8 @@ def require_release(text: t.Any) -> Release:
 
 def read_release(proc_root: str) -> t.Optional[str]:
     """``sys/kernel/osrelease`` under ``proc_root`` (the running kernel for /proc), or None when absent."""
+    # A /proc/sys file: one bounded read (osrelease is one line, __NEW_UTS_LEN is 64; _sysctl/runtime.py says why).
     try:
-        return read_text(proc_root, "sys/kernel/osrelease", limit=_OSRELEASE_LIMIT).strip() or None
+        return read_sysctl(proc_root, "kernel/osrelease").strip() or None
     except ProcFileError:
         return None

@@ -22,6 +22,7 @@ import re
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_count
 
 _VERSION = re.compile(r"^slabinfo - version:\s*(\d+)\.(\d+)\b")
 _CACHE = re.compile(
@@ -30,6 +31,8 @@ _CACHE = re.compile(
     r"\s*:\s*slabdata\s+(?P<active_slabs>\d+)\s+(?P<num_slabs>\d+)\s+(?P<sharedavail>\d+)"
     r"(?P<rest>\s*:.*)?\s*$"
 )
+
+_NUMBERS = ("active_objs", "num_objs", "objsize", "objperslab", "pagesperslab", "active_slabs", "num_slabs")
 
 
 class SlabCache(object):
@@ -101,15 +104,21 @@ def parse_slabinfo(text: str, page_size: int, path: str = "/proc/slabinfo") -> t
         if match is None:
             raise ProcFileError(path, "expected '<name> <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>"
                                 " : tunables ... : slabdata ...', got %r" % line[:120], line_number)
+        try:
+            numbers = dict((key, parse_count(match.group(key), key)) for key in _NUMBERS)
+        except NumberError as exc:
+            # One cache line the kernel cannot have written is left out; the other caches still count.
+            warnings.append("%s line %d: %s; cache %r skipped" % (path, line_number, exc, match.group("name")[:40]))
+            continue
         caches.append(SlabCache(
             name=match.group("name"),
-            active_objects=int(match.group("active_objs")),
-            objects=int(match.group("num_objs")),
-            object_size=int(match.group("objsize")),
-            objects_per_slab=int(match.group("objperslab")),
-            pages_per_slab=int(match.group("pagesperslab")),
-            active_slabs=int(match.group("active_slabs")),
-            slabs=int(match.group("num_slabs")),
+            active_objects=numbers["active_objs"],
+            objects=numbers["num_objs"],
+            object_size=numbers["objsize"],
+            objects_per_slab=numbers["objperslab"],
+            pages_per_slab=numbers["pagesperslab"],
+            active_slabs=numbers["active_slabs"],
+            slabs=numbers["num_slabs"],
             page_size=page_size,
             line_number=line_number,
         ))

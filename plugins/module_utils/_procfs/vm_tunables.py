@@ -13,7 +13,9 @@ is absent too, with a warning.
 import re
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.runtime import read_sysctl
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_signed
 
 # The tunables that decide watermarks, compaction and reclaim behaviour (kernel-formats.md section 9).
 FRAGMENTATION_TUNABLES = (
@@ -29,20 +31,19 @@ FRAGMENTATION_TUNABLES = (
     "lowmem_reserve_ratio",
 )
 
-# /proc/sys reads make the kernel allocate a buffer of the size asked for (kvzalloc(count + 1));
-# asking for 4095 bytes keeps that an order-0 page on the very hosts this collection diagnoses,
-# and a 64 MiB ask fails with ENOMEM. Every vm tunable is far shorter.
-SYSCTL_READ_LIMIT = 4094
-
 _NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]*$")
 _INT = re.compile(r"^-?\d+$")
 
 
 def parse_tunable(text: str) -> t.Union[int, str]:
-    """One value: an int when the file holds a single integer, else the text with runs of blanks as one space."""
+    """One value: an int when the file holds a single integer of at most 64 bits, else the text with
+    runs of blanks as one space (as the kernel would never print it, it is shown, not computed with)."""
     value = " ".join(text.split())
     if _INT.match(value):
-        return int(value)
+        try:
+            return parse_signed(value, "value")
+        except NumberError:
+            return value
     return value
 
 
@@ -59,7 +60,8 @@ def read_vm_tunables(proc_root: str, names: t.Iterable[str]) -> t.Tuple[t.Dict[s
         if not _NAME.match(name):
             raise ValueError("not a vm tunable name: %r" % (name,))
         try:
-            text = read_text(proc_root, "sys/vm/" + name, limit=SYSCTL_READ_LIMIT)
+            # One bounded read per file (the read limit and why: _sysctl/runtime.py).
+            text = read_sysctl(proc_root, "vm/" + name)
         except ProcFileError as exc:
             if not exc.missing:
                 warnings.append(str(exc))

@@ -13,6 +13,7 @@ import re
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_signed
 
 _LINE = re.compile(r"^\s*([A-Za-z0-9_]+)\s+(-?\d+)\s*$")
 
@@ -41,7 +42,8 @@ FRAGMENTATION_COUNTER_PREFIXES = (
 
 
 def parse_vmstat(text: str, path: str = "/proc/vmstat") -> t.Tuple[t.Dict[str, int], t.List[str]]:
-    """All counters as ``{name: int}`` and warnings for lines that are not ``name value``.
+    """All counters as ``{name: int}`` and warnings for lines that are not ``name value`` or hold a
+    value past 64 bits (those lines are skipped).
 
     Raises ProcFileError when no counter at all can be read (empty or not vmstat).
     """
@@ -54,7 +56,10 @@ def parse_vmstat(text: str, path: str = "/proc/vmstat") -> t.Tuple[t.Dict[str, i
         if match is None:
             warnings.append("%s line %d: not a 'name value' counter, skipped: %r" % (path, line_number, raw.strip()[:80]))
             continue
-        counters[match.group(1)] = int(match.group(2))
+        try:
+            counters[match.group(1)] = parse_signed(match.group(2), match.group(1))
+        except NumberError as exc:
+            warnings.append("%s line %d: %s; counter skipped" % (path, line_number, exc))
     if not counters:
         raise ProcFileError(path, "no 'name value' counters; the file is empty or not vmstat")
     return counters, warnings

@@ -27,6 +27,7 @@ import re
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_count, parse_signed
 
 _HEADER = re.compile(r"^Node\s+(\d+)\s*,\s*zone\s+(\S+)\s*$")
 _PAGES_FREE = re.compile(r"^pages free\s+(\d+)\s*$")
@@ -39,6 +40,8 @@ _NUMBER_ONLY = re.compile(r"^-?\d+$")
 ZONE_FIELDS = ("boost", "min", "low", "high", "promo", "scanned", "spanned", "present", "managed", "cma",
                "active", "inactive")
 _PAGESET_KEYS = frozenset(("cpu", "count", "high", "batch", "high_min", "high_max", "vm stats threshold"))
+# protection has one entry per configured zone (MAX_NR_ZONES: at most 6 names exist); a longer list is not zoneinfo.
+MAX_PROTECTION_ENTRIES = 8
 
 
 class ZoneInfo(object):
@@ -66,6 +69,62 @@ class ZoneInfo(object):
         return "ZoneInfo(node=%d, zone=%r, pages_free=%r, fields=%r)" % (self.node, self.zone, self.pages_free, self.fields)
 
 
+def _zone_line(current: ZoneInfo, line: str, line_number: int, path: str, warnings: t.List[str],
+               in_node_stats: bool, in_pagesets: bool) -> t.Tuple[bool, bool]:
+    """Apply one line of a zone block to ``current``; returns the new (in_node_stats, in_pagesets).
+
+    A counter past 64 bits is skipped with a warning. Raises NumberError for such a number where the
+    zone needs it (pages free, a watermark or size, protection) and ProcFileError for a damaged
+    protection line.
+    """
+    if line == "per-node stats":
+        return True, in_pagesets
+    if line == "pagesets":
+        return False, True
+    match = _PAGES_FREE.match(line)
+    if match:
+        current.pages_free = parse_count(match.group(1), "pages free")
+        return False, False
+    if line.startswith("protection:"):
+        match = _PROTECTION.match(line)
+        if match is None:
+            raise ProcFileError(path, "malformed protection line: %r" % line[:80], line_number)
+        entries = match.group(1).replace(",", " ").split(None, MAX_PROTECTION_ENTRIES)
+        if len(entries) > MAX_PROTECTION_ENTRIES:
+            raise NumberError("protection has more than %d entries; no kernel has that many zones" % MAX_PROTECTION_ENTRIES)
+        current.protection = [parse_signed(v, "protection") for v in entries]
+        return in_node_stats, in_pagesets
+    match = _COLON_VALUE.match(line)
+    if match:
+        key = match.group(1)
+        if key in _PAGESET_KEYS:
+            in_pagesets = True
+        else:
+            current.tail[key] = match.group(2).strip()
+        return in_node_stats, in_pagesets
+    match = _KEY_VALUE.match(line)
+    if match:
+        key = match.group(1)
+        is_field = not in_node_stats and key in ZONE_FIELDS and current.pages_free is not None and not in_pagesets
+        try:
+            value = parse_signed(match.group(2), key)
+        except NumberError as exc:
+            if is_field:
+                raise  # a watermark or size: the zone cannot be judged without it
+            warnings.append("%s line %d: %s; counter skipped" % (path, line_number, exc))
+            return in_node_stats, in_pagesets
+        if in_node_stats:
+            current.node_stats[key] = value
+        elif is_field:
+            current.fields[key] = value
+        else:
+            current.counters[key] = value
+        return in_node_stats, in_pagesets
+    if not _NUMBER_ONLY.match(line):  # an unnamed counter (RHEL 8 per-node stats) is ignored
+        warnings.append("%s line %d: not zoneinfo output, skipped: %r" % (path, line_number, line[:80]))
+    return in_node_stats, in_pagesets
+
+
 def parse_zoneinfo(text: str, path: str = "/proc/zoneinfo") -> t.Tuple[t.List[ZoneInfo], t.List[str]]:
     """Parse zoneinfo text into zone blocks (file order) and warnings.
 
@@ -75,6 +134,7 @@ def parse_zoneinfo(text: str, path: str = "/proc/zoneinfo") -> t.Tuple[t.List[Zo
     zones = []  # type: t.List[ZoneInfo]
     warnings = []  # type: t.List[str]
     current = None  # type: t.Optional[ZoneInfo]
+    skipping = False  # inside a zone block left out for a number the kernel cannot print
     in_node_stats = False
     in_pagesets = False
     for line_number, raw in enumerate(text.splitlines(), 1):
@@ -83,53 +143,30 @@ def parse_zoneinfo(text: str, path: str = "/proc/zoneinfo") -> t.Tuple[t.List[Zo
             continue
         match = _HEADER.match(line)
         if match:
-            current = ZoneInfo(int(match.group(1)), match.group(2), line_number)
+            in_node_stats = in_pagesets = skipping = False
+            try:
+                current = ZoneInfo(parse_count(match.group(1), "node id"), match.group(2), line_number)
+            except NumberError as exc:
+                current, skipping = None, True
+                warnings.append("%s line %d: %s; this zone block is left out" % (path, line_number, exc))
+                continue
             zones.append(current)
-            in_node_stats = in_pagesets = False
             continue
         if line.startswith("Node"):
             raise ProcFileError(path, "malformed zone header, expected 'Node N, zone NAME': %r" % line[:80], line_number)
+        if skipping:
+            continue
         if current is None:
             raise ProcFileError(path, "text before the first 'Node N, zone NAME' header: %r" % line[:80], line_number)
-        if line == "per-node stats":
-            in_node_stats = True
+        try:
+            state = _zone_line(current, line, line_number, path, warnings, in_node_stats, in_pagesets)
+        except NumberError as exc:
+            # An optional file: the zone whose block holds the bad number is left out, the rest is kept.
+            warnings.append("%s line %d: %s; node %d zone %s is left out" % (path, line_number, exc, current.node, current.zone))
+            zones.pop()  # current is always the last block appended
+            current, skipping = None, True
             continue
-        if line == "pagesets":
-            in_node_stats = False
-            in_pagesets = True
-            continue
-        match = _PAGES_FREE.match(line)
-        if match:
-            current.pages_free = int(match.group(1))
-            in_node_stats = in_pagesets = False
-            continue
-        if line.startswith("protection:"):
-            match = _PROTECTION.match(line)
-            if match is None:
-                raise ProcFileError(path, "malformed protection line: %r" % line[:80], line_number)
-            current.protection = [int(v) for v in match.group(1).replace(",", " ").split()]
-            continue
-        match = _COLON_VALUE.match(line)
-        if match:
-            key = match.group(1)
-            if key in _PAGESET_KEYS:
-                in_pagesets = True
-            else:
-                current.tail[key] = match.group(2).strip()
-            continue
-        match = _KEY_VALUE.match(line)
-        if match:
-            key, value = match.group(1), int(match.group(2))
-            if in_node_stats:
-                current.node_stats[key] = value
-            elif key in ZONE_FIELDS and current.pages_free is not None and not in_pagesets:
-                current.fields[key] = value
-            else:
-                current.counters[key] = value
-            continue
-        if _NUMBER_ONLY.match(line):
-            continue  # an unnamed counter (RHEL 8 per-node stats)
-        warnings.append("%s line %d: not zoneinfo output, skipped: %r" % (path, line_number, line[:80]))
+        in_node_stats, in_pagesets = state
     if not zones:
         raise ProcFileError(path, "no 'Node N, zone NAME' headers; the file is empty or not zoneinfo")
     for zone in zones:

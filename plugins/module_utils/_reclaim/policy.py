@@ -13,6 +13,7 @@ the target measures. A zone that matters is short when its free memory in blocks
 
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.result import check_log_scan
 from ansible_collections.memfrag.linux.plugins.module_utils._units import MIB
 
 # kernel_log_scan event kinds that mean an allocation could not be served (kernel words vary by era).
@@ -63,6 +64,7 @@ def allocation_events(log_scan: t.Optional[t.Mapping[str, t.Any]]) -> t.List[t.M
     """
     if not log_scan:
         return []
+    check_log_scan(log_scan)  # ValueError naming the field, e.g. events given as a dict
     found = []
     for event in log_scan.get("events") or []:
         if not isinstance(event, dict):

@@ -1,8 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: memfrag.linux contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Checking vm.* settings against the running kernel before anything is written, and the
-runtime side: reading and writing /proc/sys/vm.
+"""Checking vm.* settings against the running kernel before anything is written.
 
 Private to the collection. The ranges come from the kernel sources per version (see
 kernel-formats.md section 9 in the design notes): a value the running kernel would reject, or
@@ -12,12 +11,9 @@ be overridden with ``force``; the one-shot triggers can not.
 """
 
 
-import errno
-import os
 import re
 import typing as t
 
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin import dotted_key, key_path
 
 Version = t.Tuple[int, int, int]
@@ -233,51 +229,21 @@ def _check_policy(key: str, value: str, mem_total: t.Optional[int], result: Vali
                 "the host runs out of memory")
 
 
-# ---- the running kernel -------------------------------------------------------------------------
+def decide(checked: Validation, force: bool, skip_missing: bool) -> t.Tuple[t.List[str], t.List[str]]:
+    """``(refusals, warnings)`` of a validation under the ``force`` and ``skip_missing`` options.
 
-# /proc/sys handlers allocate a buffer of the size asked for and fail with ENOMEM above
-# KMALLOC_MAX_SIZE, so reads there must ask for little (values are at most a few hundred bytes).
-SYSCTL_READ_LIMIT = 65536
-
-
-def runtime_path(proc_root: str, key: str) -> str:
-    """The /proc/sys file of ``key`` under ``proc_root``, refused if it resolves outside."""
-    return path_under(proc_root, "sys/" + key_path(key))
-
-
-def runtime_has(proc_root: str, key: str) -> bool:
-    try:
-        return os.path.isfile(runtime_path(proc_root, key))
-    except ProcFileError:
-        return False
-
-
-def read_runtime(proc_root: str, key: str) -> str:
-    """The current value with whitespace collapsed (multi-value tunables print tabs)."""
-    return " ".join(read_text(proc_root, "sys/" + key_path(key), SYSCTL_READ_LIMIT).split())
-
-
-def write_runtime(proc_root: str, key: str, value: str) -> t.Optional[str]:
-    """Write ``value`` to the kernel; None on success, else why the kernel refused it.
-
-    One write(2) of the whole value, as sysctl(8) does; the file is never created.
+    Any refusal stops the run before anything is written; the warnings name what was forced, and
+    what is skipped when the run goes on.
     """
-    try:
-        path = runtime_path(proc_root, key)
-    except ProcFileError as exc:
-        return str(exc)
-    flags = os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        return "%s: %s" % (path, exc.strerror or exc)
-    try:
-        os.write(fd, (value + "\n").encode("ascii"))
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.EINVAL:
-            reason = "the kernel rejected the value (EINVAL)"
-        return "%s: %s" % (path, reason)
-    finally:
-        os.close(fd)
-    return None
+    refusals = list(checked.refused)
+    warnings = []  # type: t.List[str]
+    if force:
+        warnings.extend("forced: %s" % reason for reason in checked.forceable)
+    else:
+        refusals.extend("%s (force: true applies it anyway)" % reason for reason in checked.forceable)
+    if not skip_missing:
+        refusals.extend("%s (skip_missing: true skips it with a warning)" % checked.missing[key]
+                        for key in sorted(checked.missing))
+    elif not refusals:
+        warnings.extend("skipped: %s" % checked.missing[key] for key in sorted(checked.missing))
+    return refusals, warnings

@@ -19,6 +19,7 @@ import pytest
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import scan as _kernel_log_scan
 
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log import sources
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import confirm_line
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import scan
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state, load_state, save_state
 
@@ -67,7 +68,7 @@ def test_hits_do_not_depend_on_chunk_boundaries(monkeypatch, chunk, fixtures_dir
     expected = []
     offset = 0
     for line in data.split(b"\n"):
-        if sources.CONFIRM.search(line):
+        if confirm_line(line):
             expected.append((offset, line))
         offset += len(line) + 1
     assert hits == expected
@@ -540,3 +541,31 @@ def test_a_damaged_tiny_gzip_never_matches_other_files(tmp_path):
     from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import file_record, resume_offset
     empty_head = file_record("/l/x.gz", 1, 5, 900, b"", True)
     assert resume_offset([empty_head], 1, 6, 4000, lambda n: b"anything"[:n], False) == (0, "new")
+
+
+@pytest.mark.parametrize("chunk", [4096, 9000, 65536])
+def test_lines_longer_than_the_line_limit_at_chunk_ends(monkeypatch, tmp_path, chunk):
+    # 10 KiB and 20 KiB lines (past MAX_LINE) land across chunk boundaries in every position: they are skipped
+    # with one warning, the buffer never overflows, and every kernel line around them is found.
+    monkeypatch.setattr(sources, "CHUNK", chunk)
+    parts = []
+    for index in range(40):
+        parts.append(xfs_line(index))
+        parts.append("Mar  5 22:40:01 node06 app[1]: " + "y" * (10240 + 997 * index % 10240) + "\n")
+    path = tmp_path / "messages"
+    path.write_text("".join(parts))
+    run = Run([str(path)])
+    result = run()
+    assert xfs_count(result) == 40
+    assert run.files[str(path)]["end"] == path.stat().st_size
+    assert any("not kernel output" in w for w in run.warnings)
+
+
+def test_one_scan_state_type():
+    from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import VERSION, empty_state, next_state
+    old = {"version": VERSION, "files": [{"path": "/var/log/messages"}], "journal": {"cursor": "c"}, "kmsg": {"seq": 7}}
+    new = next_state(old)
+    assert new == {"version": VERSION, "files": [], "journal": {"cursor": "c"}, "kmsg": {"seq": 7}}
+    new["journal"]["cursor"] = "d"
+    assert old["journal"]["cursor"] == "c"  # the old state is not changed by the scan writing the new one
+    assert next_state(empty_state()) == empty_state()
