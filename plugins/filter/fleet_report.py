@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: memfrag.linux contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters ``fleet_report``, ``fleet_report_html`` and ``fleet_report_prometheus``: the report role's
-data shaping and rendering. Documentation lives beside this file (one .yml per filter); the logic in
-plugins/plugin_utils/_fleet_report.py.
+"""Filters ``fleet_report``, ``fleet_report_html`` and ``fleet_report_prometheus``: the report's data shaping and
+rendering, for playbooks of your own (the report role writes its files with the memfrag.linux.write_fleet_report
+action, in one task). Documentation lives beside this file (one .yml per filter); the logic in
+plugins/plugin_utils/_fleet_report.py, _fleet_html.py and _fleet_prometheus.py.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.memfrag.linux.plugins.plugin_utils._fleet_html import render_html
+from ansible_collections.memfrag.linux.plugins.plugin_utils._fleet_prometheus import prometheus_text
 from ansible_collections.memfrag.linux.plugins.plugin_utils._fleet_report import (
     fleet_report as _fleet_report,
-    prometheus_text,
-    render_html,
-    _timestamp,
+    plain,
+    timestamp,
 )
 
 
@@ -33,7 +35,7 @@ def fleet_report(hostvars, hosts, order=4, baseline=None, generated=""):
     except (TypeError, ValueError):
         raise AnsibleFilterError("fleet_report: order must be an integer, got %r" % (order,))
     try:
-        return _fleet_report(hostvars, [str(h) for h in hosts], order, baseline, str(generated or ""))
+        return _fleet_report(hostvars, [str(h) for h in hosts], order, plain(baseline), str(generated or ""))
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise AnsibleFilterError("fleet_report: host facts are not in the shape memfrag.linux roles set: %s" % exc)
 
@@ -46,7 +48,7 @@ def _check_report(report, name):
 def fleet_report_html(report, title="memfrag fleet report"):
     _check_report(report, "fleet_report_html")
     try:
-        return render_html(report, str(title))
+        return render_html(plain(report), str(title))
     except (TypeError, ValueError, KeyError) as exc:
         raise AnsibleFilterError("fleet_report_html: malformed report: %s" % exc)
 
@@ -55,7 +57,7 @@ def fleet_report_prometheus(row, generated=None):
     if not isinstance(row, Mapping) or "host" not in row or "zones" not in row:
         raise AnsibleFilterError("fleet_report_prometheus: expected one entry of fleet_report's hosts list")
     try:
-        return prometheus_text(row, _timestamp(generated) if generated else None)
+        return prometheus_text(plain(row), timestamp(generated) if generated else None)
     except (TypeError, ValueError, KeyError) as exc:
         raise AnsibleFilterError("fleet_report_prometheus: malformed host entry: %s" % exc)
 

@@ -94,8 +94,9 @@ options:
         used as printed.
       - "Default is the release each log names itself - the boot line C(Linux version ...), the taint line of a
         stack dump (C(CPU: 3 PID: 1 Comm: x Not tainted 3.10.0-1160.el7.x86_64 #1), C(Tainted: G ... 4.19.0-...))
-        - nearest before the event in the same file (else in the older files of the same scan), in the same boot
-        of the journal; the ring buffer is the running kernel's. Where a log names none, the running kernel, with
+        near an event - nearest before the event in the same file (else in the older files of the same scan; a file
+        resumed through O(state_file) remembers it), in the same boot of the journal; the ring buffer is the running
+        kernel's. They are found in the same pass as the events. Where a log names none, the running kernel, with
         a warning. Each decoded event says C(gfp_release) and C(gfp_release_source)."
     type: str
   max_events:

@@ -197,9 +197,11 @@ extent_map:
            description: "in-core extent list with an indirection array (2.6.19-4.14): ..."}
 scanned:
   description:
-    - One entry per directory tree or file examined, with its mount, device, C(method) (V(bulkstat), or V(stat) with
-      why bulkstat was not used) and counts (C(directories), C(too_small): other entries never opened,
-      C(opened), C(errors)).
+    - One entry per directory tree or file examined, with its mount, device, C(method) (V(bulkstat); V(stat) with
+      why bulkstat was not used; V(file) for a file given in O(paths)), counts (C(directories), C(too_small) for the
+      other entries, never opened, C(opened), C(errors)) and C(walked) - V(all); V(until all found) when the walk
+      ended once it had met every file bulkstat listed as large enough (nothing else could qualify); V(no) when
+      bulkstat listed none, so the tree was not walked at all; V(stopped) by a bound.
   returned: always
   type: list
   elements: dict

@@ -27,6 +27,9 @@ NEED = "memfrag.linux modules need Python 3.6 or newer on the managed host"
 INSTALL = "Install python3 (3.6 or newer) on it"
 SERVER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
+# Modules whose action plugin does all the work on the controller: no module runs on a host.
+CONTROLLER_ONLY = ("write_fleet_report",)
+
 needs_python27 = pytest.mark.skipif(not PYTHON27, reason="no Python 2.7 under %s/versions" % PYENV)
 
 
@@ -48,10 +51,19 @@ def every_module_play(tree):
                                           "lock_dir": tree, "state_dir": tree, "audit_log": os.path.join(tree, "audit.log")}),
         ("memfrag.linux.xfs_extent_scan", {"paths": [tree]}),
         ("memfrag.linux.xfs_defrag", {"files": [os.path.join(tree, "messages")]}),
+        ("memfrag.linux.capture_extract", {"archive_paths": [tree]}),
     ]
     play = [{"name": "Every module", "hosts": "all", "gather_facts": False, "check_mode": True,
              "tasks": [{"name": module, module: args, "ignore_errors": True} for module, args in tasks]}]
     return json.dumps(play) + "\n", [module for module, _args in tasks]
+
+
+def test_every_module_has_the_interpreter_action_plugin():
+    modules = sorted(name[:-3] for name in os.listdir(os.path.join(REPO_ROOT, "plugins", "modules")) if not name.startswith("_"))
+    for name in modules:
+        with open(os.path.join(REPO_ROOT, "plugins", "action", name + ".py")) as f:
+            text = f.read()
+        assert ("TargetPythonAction" in text) != (name in CONTROLLER_ONLY), name
 
 
 def assert_one_clear_message(run, tasks, *words):
@@ -72,7 +84,8 @@ def assert_one_clear_message(run, tasks, *words):
 def test_every_module_on_python27_fails_with_one_message(run_playbook, tmp_path):
     play, modules = every_module_play(str(tmp_path))
     assert sorted(m.split(".")[-1] for m in modules) == sorted(
-        name[:-3] for name in os.listdir(os.path.join(REPO_ROOT, "plugins", "modules")) if not name.startswith("_"))
+        name[:-3] for name in os.listdir(os.path.join(REPO_ROOT, "plugins", "modules"))
+        if not name.startswith("_") and name[:-3] not in CONTROLLER_ONLY)
     run = run_playbook(play, extra_vars={"ansible_python_interpreter": PYTHON27[0]})
     assert_one_clear_message(run, modules, "%s, which is Python 2.7" % PYTHON27[0])
     assert run.stats["localhost"]["failures"] == 0 and run.stats["localhost"]["ignored"] == len(modules), run.stats

@@ -73,8 +73,12 @@ _HUNG_TEXT = re.compile(r"blocked for more than [0-9]+ seconds")
 # plain spaces and their events are marked as not byte-exact kernel output.
 NBSP_NEEDLE = b"\xc2\xa0"
 
-# Lines naming the kernel release that wrote a log (see release_of).
-RELEASE_NEEDLES = (b"Linux version ", b"ainted")
+# Lines naming the kernel release that wrote a log (see release_of): the boot line, searched over the whole log
+# (its first two bytes are rare), and the taint line of a stack dump ("Not tainted" / "Tainted:"), searched only in
+# the chunks that hold an event (the dump follows the event it explains).
+BOOT_NEEDLE = b"Linux version "
+TAINT_NEEDLE = b"ainted"
+RELEASE_NEEDLES = (BOOT_NEEDLE, TAINT_NEEDLE)
 
 # Longest line worth decoding. A kernel record is at most 1024 bytes (PRINTKRB_RECORD_MAX; LOG_LINE_MAX
 # before 5.10) and rsyslog's default message limit is 8 KiB; with a syslog prefix, dmesg stamps and mail
@@ -208,17 +212,30 @@ class Speaker(object):
         self.message = message      # the text after every prefix
 
 
+# Syslog stamps repeat (a burst of lines shares its second): mktime, the costly part, is remembered.
+_BSD_STAMPS = {}  # type: t.Dict[t.Tuple[t.Any, ...], t.Optional[float]]
+
+
 def _bsd_time(match: t.Match, reference: float) -> t.Optional[float]:
     """Local time without a year: the latest such moment not after ``reference`` (+1 day slack)."""
+    key = (match.group("mon"), match.group("day"), match.group("hh"), match.group("mi"), match.group("ss"), reference)
+    if key not in _BSD_STAMPS:
+        if len(_BSD_STAMPS) >= 4096:
+            _BSD_STAMPS.clear()
+        _BSD_STAMPS[key] = _bsd_seconds(key, reference)
+    stamp = _BSD_STAMPS[key]
+    return None if stamp is None else stamp + _fraction(match.group("frac"))
+
+
+def _bsd_seconds(key: t.Tuple[t.Any, ...], reference: float) -> t.Optional[float]:
     try:
         year = time.localtime(reference).tm_year
-        parts = (_MONTHS[match.group("mon")], int(match.group("day")), int(match.group("hh")),
-                 int(match.group("mi")), int(match.group("ss")))
+        parts = (_MONTHS[key[0]], int(key[1]), int(key[2]), int(key[3]), int(key[4]))
         stamp = None
         for candidate_year in (year, year - 1):
             stamp = time.mktime((candidate_year,) + parts + (0, 0, -1))
             if stamp <= reference + 86400:
-                return stamp + _fraction(match.group("frac"))
+                return stamp
         return stamp
     except (ValueError, OverflowError):
         return None

@@ -22,10 +22,10 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.release impo
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.options import DEFAULT_PATHS, SOURCES
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import (
-    FORMS, NEEDLES, RELEASE_NEEDLES, Match, Speaker, classify_message, confirm_line, confirm_text, decode_into,
-    has_prefix, iso, normalise_spaces, parse_prefix, parse_since, release_of)
+    BOOT_NEEDLE, FORMS, NEEDLES, RELEASE_NEEDLES, TAINT_NEEDLE, Match, Speaker, classify_message, confirm_line,
+    confirm_text, decode_into, has_prefix, iso, normalise_spaces, parse_prefix, parse_since, release_of)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (
-    JournalEntry, LineHit, NotRegularFile, compression_of, confirm_release, journal_available, open_decompressed,
+    EVENT_NEEDLES, JournalEntry, LineHit, NotRegularFile, compression_of, journal_available, open_decompressed,
     open_regular, read_journal, read_kmsg, read_up_to, scan_plain_file, scan_stream, skip_bytes)
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import next_state, HEAD_BYTES, file_record, resume_offset
 
@@ -76,6 +76,13 @@ class Summary(object):
         self.problem_lines = 0
         self.problem_example = None  # type: t.Optional[str]
         self.altered_lines = 0  # events read from text that is not byte-exact (non-breaking spaces, not UTF-8)
+        # Per file, (offset, release, what named it) where the release its kernel lines name changes.
+        self.releases = {}  # type: t.Dict[str, t.List[t.Tuple[int, str, str]]]
+
+    def note_release(self, path: str, offset: int, release: str, what: str) -> None:
+        found = self.releases.setdefault(path, [])
+        if (not found or found[-1][1] != release) and len(found) < MAX_RELEASES:
+            found.append((offset, release, what))
 
     def add(self, match: Match, source: str, origin: str, timestamp: t.Optional[float],
             uptime: t.Optional[float], message: str, path: t.Optional[str] = None,
@@ -247,15 +254,8 @@ def _speaker(raw: bytes, reference: float) -> Speaker:
     return parse_prefix(normalise_spaces(raw[:SPEAKER_BYTES].decode("utf-8", "replace"))[0], reference)
 
 
-def feed_line_hit(summary: Summary, hit: LineHit, path: str, reference: float,
-                  kernel_release: t.Optional[str]) -> t.Optional[bool]:
-    """Classify one file line; returns whether its bytes were invalid UTF-8 (None: not an event line).
-
-    Who wrote the line is settled first, from its prefix: a line another program wrote is only counted in
-    ``ignored.not_kernel`` and its message is never decoded whole, let alone classified.
-    """
-    if not confirm_line(hit.line):
-        return None  # no event text (a line found for its non-breaking spaces only, or handed in unchecked)
+def _who(hit: LineHit, reference: float) -> t.Tuple[Speaker, str, bool, t.Optional[float], t.Optional[str]]:
+    """(speaker of the line, origin, kernel, timestamp, host); a line without prefix continues the line before it."""
     speaker = _speaker(hit.line, reference)
     origin, kernel, timestamp, host = speaker.origin, speaker.kernel, speaker.timestamp, speaker.host
     if speaker.origin == "text" and hit.previous is not None:
@@ -265,12 +265,38 @@ def feed_line_hit(summary: Summary, hit: LineHit, path: str, reference: float,
             origin, kernel, timestamp, host = "syslog", previous.kernel, previous.timestamp, previous.host
         elif previous.origin == "dmesg":
             origin, timestamp = "dmesg", previous.timestamp
+    return speaker, origin, kernel, timestamp, host
+
+
+def _note_release(summary: Summary, hit: LineHit, path: str, reference: float) -> None:
+    """A kernel line of the file naming the release that wrote it (boot line, taint line of a dump)."""
+    if len(hit.line) > SPEAKER_BYTES:
+        return  # both lines are short; a long one is no kernel's
+    speaker, _origin, kernel, _timestamp, _host = _who(hit, reference)
+    named = release_of(speaker.message) if kernel else None
+    if named is not None and _usable_release(named[0]):
+        summary.note_release(path, hit.offset, named[0], named[1])
+
+
+def feed_line_hit(summary: Summary, hit: LineHit, path: str, reference: float,
+                  kernel_release: t.Optional[str]) -> t.Optional[bool]:
+    """Classify one file line; returns whether its bytes were invalid UTF-8 (None: not an event line).
+
+    Who wrote the line is settled first, from its prefix: a line another program wrote is only counted in
+    ``ignored.not_kernel`` and its message is never decoded whole, let alone classified.
+    """
+    if not confirm_line(hit.line):
+        if BOOT_NEEDLE in hit.line or TAINT_NEEDLE in hit.line:
+            _note_release(summary, hit, path, reference)
+        return None  # no event text (a line found for its non-breaking spaces only, or handed in unchecked)
+    speaker_head, origin, kernel, timestamp, host = _who(hit, reference)
     if not kernel:
         summary.ignored["not_kernel"] += 1
         return False
     raw_text, invalid = _decode(hit.line)
     text, spaced = normalise_spaces(raw_text)
-    speaker = parse_prefix(text, reference)
+    # A line within SPEAKER_BYTES was parsed whole already (bytes that are not UTF-8 decode alike either way).
+    speaker = speaker_head if len(hit.line) <= SPEAKER_BYTES and b"\x00" not in hit.line else parse_prefix(text, reference)
     match = _classify(speaker.message, kernel_release)
     if match is None:
         return None
@@ -337,43 +363,6 @@ def read_head(path: str, expected: t.Optional[os.stat_result] = None) -> t.Optio
         return None
 
 
-def file_releases(path: str, expected: t.Optional[os.stat_result], warn: Warn) -> t.List[t.Tuple[int, str, str]]:
-    """(offset, release, what named it) where the kernel release named by a file's kernel lines changes."""
-    found = []  # type: t.List[t.Tuple[int, str, str]]
-    try:
-        raw = open_regular(path, expected)
-    except (IOError, OSError):
-        return found
-    with raw:
-        st = os.fstat(raw.fileno())
-        if st.st_size == 0:
-            return found
-        compression = compression_of(raw.read(6))
-        raw.seek(0)
-        if compression:
-            items = scan_stream(open_decompressed(raw, compression), path, 0, _quiet, needles=RELEASE_NEEDLES,
-                                confirm=confirm_release)
-        else:
-            items = scan_plain_file(raw, path, 0, st.st_size, _quiet, needles=RELEASE_NEEDLES, confirm=confirm_release)
-        reference = st.st_mtime
-        for item in items:
-            if isinstance(item, int):
-                continue
-            speaker = parse_prefix(normalise_spaces(_decode(item.line)[0])[0], reference)
-            named = release_of(speaker.message) if speaker.kernel else None
-            if named is None or not _usable_release(named[0]):
-                continue
-            if not found or found[-1][1] != named[0]:
-                if len(found) >= MAX_RELEASES:
-                    break
-                found.append((item.offset, named[0], named[1]))
-    return found
-
-
-def _quiet(_message: str) -> None:
-    """Warnings of a second pass over a file: its event scan reported the damage already."""
-
-
 def _usable_release(release: str) -> bool:
     try:
         parse_release(release)
@@ -393,35 +382,24 @@ def _nearest_release(releases: t.Sequence[t.Tuple[int, str, str]], position: int
     return chosen
 
 
-class _FileReleases(object):
-    """Kernel releases named in the files of one scan, looked up only for files whose events need one."""
-
-    def __init__(self, warn: Warn) -> None:
-        self.warn = warn
-        self.scanned = []  # type: t.List[t.Tuple[str, t.Optional[os.stat_result]]]
-        self._cache = {}  # type: t.Dict[str, t.List[t.Tuple[int, str, str]]]
-
-    def of(self, path: str, expected: t.Optional[os.stat_result]) -> t.List[t.Tuple[int, str, str]]:
-        if path not in self._cache:
-            self._cache[path] = file_releases(path, expected, self.warn)
-        return self._cache[path]
-
-    def resolver(self, path: str, expected: t.Optional[os.stat_result]) -> t.Callable[[int], t.Optional[t.Tuple[str, str]]]:
-        own = self.of(path, expected)
-        if own:
-            def in_file(position: int) -> t.Optional[t.Tuple[str, str]]:
-                offset, release, what = _nearest_release(own, position)  # type: ignore[misc]
-                return release, "%s at offset %d of %s" % (what, offset, path)
-            return in_file
-        # The file names no release (an XFS-only log after rotation): the newest one named by the older files
-        # of this scan, which are the same host's earlier log.
-        for older, older_stat in reversed(self.scanned):
-            named = self.of(older, older_stat)
-            if named:
-                offset, release, what = named[-1]
-                where = "%s at offset %d of %s" % (what, offset, older)
-                return lambda _position: (release, where)
-        return lambda _position: None
+def _file_release_resolver(summary: Summary, path: str,
+                           older: t.Sequence[str]) -> t.Callable[[int], t.Optional[t.Tuple[str, str]]]:
+    """Release for a position of ``path``: the one its kernel lines named last before it (else first after it),
+    else the newest one named by ``older`` files of this scan (the same host's earlier log)."""
+    own = summary.releases.get(path)
+    if own:
+        def in_file(position: int) -> t.Optional[t.Tuple[str, str]]:
+            offset, release, what = _nearest_release(own, position)  # type: ignore[misc]
+            where = "%s of %s (an earlier run)" % (what, path) if offset < 0 else "%s at offset %d of %s" % (what, offset, path)
+            return release, where
+        return in_file
+    for name in reversed(older):
+        named = summary.releases.get(name)
+        if named:
+            offset, release, what = named[-1]
+            where = "%s at offset %d of %s" % (what, offset, name) if offset >= 0 else "%s of %s" % (what, name)
+            return lambda _position: (release, where)
+    return lambda _position: None
 
 
 def scan_file(summary: Summary, path: str, old_records: t.List[t.Dict[str, t.Any]],
@@ -458,14 +436,21 @@ def scan_file(summary: Summary, path: str, old_records: t.List[t.Dict[str, t.Any
         start, why = resume_offset(old_records, st.st_dev, st.st_ino, size, lambda n: head[:n], bool(compression),
                                    present)
         report["status"] = why
+        # Without kernel_release, the lines naming the release are looked for in the same pass: the boot line in
+        # every chunk, taint lines where an event is. A resumed file starts from the release it named before.
+        needles = EVENT_NEEDLES if kernel_release else EVENT_NEEDLES + (BOOT_NEEDLE,)
+        local = () if kernel_release else (TAINT_NEEDLE,)
+        remembered = _remembered_release(old_records, st, start)
+        if remembered is not None and not kernel_release:
+            summary.note_release(path, -1, remembered[0], remembered[1])
         if compression:
             raw.seek(0)
             stream = open_decompressed(raw, compression)
             start = skip_bytes(stream, start, path, warn)
-            items = scan_stream(stream, path, start, warn)
+            items = scan_stream(stream, path, start, warn, needles=needles, local_needles=local)
         else:
             # Up to the size seen now: lines appended while we read are left for the next run.
-            items = scan_plain_file(raw, path, start, st.st_size, warn)
+            items = scan_plain_file(raw, path, start, st.st_size, warn, needles=needles, local_needles=local)
         report["start"] = start
         invalid = 0
         end = start
@@ -486,7 +471,24 @@ def scan_file(summary: Summary, path: str, old_records: t.List[t.Dict[str, t.Any
         record = file_record(path, st.st_dev, st.st_ino, end, head[:min(len(head), HEAD_BYTES)], bool(compression))
         if compression:
             record.update({"raw_size": st.st_size, "mtime": int(st.st_mtime)})
+        named = summary.releases.get(path)
+        if named:
+            record["release"] = [named[-1][1], named[-1][2]]
         return report, record
+
+
+def _remembered_release(records: t.List[t.Dict[str, t.Any]], st: os.stat_result,
+                        start: int) -> t.Optional[t.Tuple[str, str]]:
+    """The last release a file named up to ``start``, kept in its state record by an earlier run."""
+    if start <= 0:
+        return None
+    for record in records:
+        if record.get("release") and record["offset"] == start and (record["dev"], record["ino"]) == (st.st_dev, st.st_ino):
+            return record["release"][0], record["release"][1]
+    for record in records:  # rotated: the same content under another inode
+        if record.get("release") and record["offset"] == start:
+            return record["release"][0], record["release"][1]
+    return None
 
 
 def _boot_epoch() -> float:
@@ -563,15 +565,16 @@ def scan(sources: t.Optional[t.Sequence[str]], paths: t.Optional[t.Sequence[str]
                 identity = read_head(path, st)
                 if identity is not None:
                     present[(identity[0], identity[1])] = identity[2]
-        releases = _FileReleases(warn)
+        scanned = []  # type: t.List[str]
         for path, st in files:
             file_report, record = scan_file(summary, path, state.get("files") or [], kernel_release, warn, present, st)
             reports.append(file_report)
             if record is not None:
                 new_state["files"].append(record)
             if summary.pending(("files", path)):
-                summary.resolve_releases(("files", path), releases.resolver(path, st), fallback, warn, path)
-            releases.scanned.append((path, st))
+                summary.resolve_releases(("files", path), _file_release_resolver(summary, path, scanned), fallback,
+                                         warn, path)
+            scanned.append(path)
         status = "scanned" if files else "skipped"
         report["files"] = {"status": status, "files": reports, "notes": notes}
         if not files:

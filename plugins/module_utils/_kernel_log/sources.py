@@ -208,8 +208,8 @@ _HUNG_IN_LINE = re.compile(rb"blocked for more than [0-9]+ seconds")
 
 def confirm_event(buf: bytearray, hit: int, needle: bytes, line_start: int, line_end: int) -> bool:
     """The line holds one of the literals of ``needle``: at the hit (a few compares) or elsewhere in it."""
-    if needle == NBSP_NEEDLE:
-        return True  # decoded and checked with the spaces read as spaces (scan.feed_line_hit)
+    if needle not in LITERALS:
+        return True  # non-breaking spaces, release lines: decoded and checked by scan.feed_line_hit
     if confirm_at(buf, hit, needle):
         return True
     for literal, _offset in LITERALS[needle]:
@@ -222,7 +222,7 @@ def confirm_event(buf: bytearray, hit: int, needle: bytes, line_start: int, line
 
 
 def confirm_release(buf: bytearray, hit: int, needle: bytes, line_start: int, line_end: int) -> bool:
-    return True  # the needle is the literal; scan.release lines parse it
+    return True  # the needle is the literal; scan.feed_line_hit parses the release
 
 
 EVENT_NEEDLES = NEEDLES + (NBSP_NEEDLE,)
@@ -286,8 +286,12 @@ def _buffer_line_before(buf: bytearray, line_start: int) -> t.Optional[bytes]:
 
 def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.Optional[int] = None,
                 previous_line: t.Optional[bytes] = None, needles: t.Sequence[bytes] = EVENT_NEEDLES,
-                confirm: Confirm = confirm_event) -> t.Iterator[t.Union[LineHit, int]]:
+                confirm: Confirm = confirm_event,
+                local_needles: t.Sequence[bytes] = ()) -> t.Iterator[t.Union[LineHit, int]]:
     """Yield a LineHit for every line holding a confirmed needle, then the offset where reading ended.
+
+    ``local_needles`` are searched only in chunks where ``needles`` found a line (a stack dump's taint line
+    beside the event it follows), so they cost nothing on chunks of noise.
 
     ``start`` is the stream offset ``stream`` is positioned at (offsets in hits are absolute). The
     final yielded int is the offset after the last line read: a plain file resumes there.
@@ -355,6 +359,10 @@ def scan_stream(stream: t.BinaryIO, name: str, start: int, warn: Warn, stop: t.O
             buf[end] = 0
             try:
                 lines = finder.find(buf, address, end, base, needles, confirm, nul != -1)
+                if lines and local_needles:
+                    more = dict(lines)
+                    more.update(finder.find(buf, address, end, base, local_needles, confirm_release, nul != -1))
+                    lines = sorted(more.items())
             finally:
                 buf[end] = saved
             for line_start, line_end in lines:
@@ -475,8 +483,8 @@ def _unspool(spool: t.BinaryIO, warn: Warn) -> t.Iterator[t.Union[LineHit, int, 
 
 
 def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: Warn,
-                    needles: t.Sequence[bytes] = EVENT_NEEDLES,
-                    confirm: Confirm = confirm_event) -> t.Iterator[t.Union[LineHit, int]]:
+                    needles: t.Sequence[bytes] = EVENT_NEEDLES, confirm: Confirm = confirm_event,
+                    local_needles: t.Sequence[bytes] = ()) -> t.Iterator[t.Union[LineHit, int]]:
     """scan_stream over an uncompressed file from ``start`` up to ``size`` (lines appended meanwhile are
     left for the next run); a big file is split at a line start and the second half is scanned by a
     forked child at the same time (the needle search is CPU-bound and holds the GIL, so threads would
@@ -487,7 +495,7 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
     if size - start < PARALLEL_MIN or usable_cpus() < 2 or not hasattr(os, "fork") or not start < middle < size:
         raw.seek(start)
         yield from scan_stream(raw, name, start, warn, stop=size, previous_line=before, needles=needles,
-                               confirm=confirm)
+                               confirm=confirm, local_needles=local_needles)
         return
     spool = tempfile.TemporaryFile(prefix="kernel_log_scan.")
     try:
@@ -496,7 +504,7 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
         spool.close()
         raw.seek(start)
         yield from scan_stream(raw, name, start, warn, stop=size, previous_line=before, needles=needles,
-                               confirm=confirm)
+                               confirm=confirm, local_needles=local_needles)
         return
     if pid == 0:  # child: the second half, framed into the spool file
         status = 1
@@ -508,7 +516,7 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
                 out = io.BufferedWriter(io.FileIO(os.dup(spool.fileno()), "wb"), 1024 * 1024)
                 _spool(out, scan_stream(handle, name, middle, child_warnings.append, stop=size,
                                         previous_line=_line_before(handle.fileno(), middle), needles=needles,
-                                        confirm=confirm), child_warnings)
+                                        confirm=confirm, local_needles=local_needles), child_warnings)
                 out.close()
             status = 0
         finally:
@@ -517,7 +525,7 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
         try:
             raw.seek(start)
             for item in scan_stream(raw, name, start, warn, stop=middle, previous_line=before, needles=needles,
-                                    confirm=confirm):
+                                    confirm=confirm, local_needles=local_needles):
                 if isinstance(item, LineHit):
                     yield item
         finally:
@@ -535,7 +543,7 @@ def scan_plain_file(raw: t.BinaryIO, name: str, start: int, size: int, warn: War
         if resume is not None:
             raw.seek(resume)
             yield from scan_stream(raw, name, resume, warn, stop=size, previous_line=_line_before(fd, resume),
-                                   needles=needles, confirm=confirm)
+                                   needles=needles, confirm=confirm, local_needles=local_needles)
     finally:
         spool.close()
 

@@ -108,7 +108,14 @@ def _valid_record(record: t.Dict[str, t.Any]) -> bool:
             and record["head_len"] <= HEAD_BYTES and isinstance(record.get("head_sha1"), str)
             and _SHA1.match(record["head_sha1"]) is not None
             and (record.get("path") is None or isinstance(record.get("path"), str))
-            and all(record.get(k) is None or _count(record.get(k)) for k in ("raw_size", "mtime")))
+            and all(record.get(k) is None or _count(record.get(k)) for k in ("raw_size", "mtime"))
+            and (record.get("release") is None or _valid_release(record["release"])))
+
+
+def _valid_release(value: t.Any) -> bool:
+    """[release, what named it] as scan_file keeps it."""
+    return (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
+            and 0 < len(value[0]) <= 128 and len(value[1]) <= 128)
 
 
 def _valid_journal(journal: t.Dict[str, t.Any]) -> bool:

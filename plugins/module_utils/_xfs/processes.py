@@ -157,6 +157,8 @@ def holders(proc_root: str, wanted: t.Mapping[t.Tuple[int, int], str],
     Each holder is ``{pid, comm, write, mapped}``; ``write`` means a descriptor opened for writing or a
     shared writable mapping.
     """
+    if not wanted:
+        return {}
     # Candidates by the last path component: the same file reached through another mount of the same
     # file system (a bind mount) has another path but the same name, device and inode.
     by_name = {}  # type: t.Dict[str, t.List[t.Tuple[t.Tuple[int, int], str]]]
@@ -164,8 +166,6 @@ def holders(proc_root: str, wanted: t.Mapping[t.Tuple[int, int], str],
         by_name.setdefault(path.rsplit("/", 1)[-1], []).append((key, path))
     inodes = set(key[1] for key in wanted)
     found = {}  # type: t.Dict[t.Tuple[int, int], t.Dict[int, t.Dict[str, t.Any]]]
-    if not wanted:
-        return {}
     for pid in list_pids(proc_root):
         try:
             targets = fd_targets(proc_root, pid)
@@ -193,10 +193,6 @@ def holders(proc_root: str, wanted: t.Mapping[t.Tuple[int, int], str],
                 holder["write"] = holder["write"] or shared_write
     result = {}
     for key, per_pid in found.items():
-        entries = []
-        for pid in sorted(per_pid):
-            entry = per_pid[pid]
-            entry["comm"] = read_comm(proc_root, pid)
-            entries.append({"pid": pid, "comm": entry["comm"], "write": entry["write"], "mapped": entry["mapped"]})
-        result[key] = entries
+        result[key] = [{"pid": pid, "comm": read_comm(proc_root, pid), "write": per_pid[pid]["write"],
+                        "mapped": per_pid[pid]["mapped"]} for pid in sorted(per_pid)]
     return result

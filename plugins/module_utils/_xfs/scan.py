@@ -109,7 +109,8 @@ class _Scan(object):
         except OSError as exc:
             self.skip(path, exc.strerror or str(exc))
             return
-        self.scanned.append({"path": path, "mount": mount, "files": 1})
+        self.scanned.append({"path": path, "mount": mount, "device": mounts_mod.device_text(info.st_dev), "method": "file",
+                             "directories": 0, "too_small": 0, "opened": 1, "errors": 0, "walked": "file"})
         if extents >= self.min_extents:
             self.found.add((info.st_dev, info.st_ino), extents, lambda: self.record(path, mount, extents, info))
 

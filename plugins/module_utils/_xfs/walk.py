@@ -316,16 +316,17 @@ class TreeScan(object):
                             budget.stopped = budget.stopped or "max_files"
                     budget.entries += len(chunk)
                     dirs = list(map(_IS_DIR, chunk))
+                    found_dirs = len(subdirs)
                     subdirs.extend(map(_NAME, itertools.compress(chunk, dirs)))
-                    rest = list(itertools.compress(chunk, map(operator.not_, dirs)))
-                    others += len(rest)
+                    others += len(chunk) - (len(subdirs) - found_dirs)
                     if candidates is not None:
-                        if not candidates.keys().isdisjoint(map(_INODE, rest)):
-                            met = [entry for entry in rest if entry.inode() in candidates]
+                        # Candidates are regular files, so a directory's inode never matches: no need to leave them out.
+                        if not candidates.keys().isdisjoint(map(_INODE, chunk)):
+                            met = [entry for entry in chunk if entry.inode() in candidates]
                             self.remaining.difference_update(entry.inode() for entry in met)
                             big.extend((entry.name, entry.inode()) for entry in met if entry.is_file(follow_symlinks=False))
                     else:
-                        for entry in rest:
+                        for entry in itertools.compress(chunk, map(operator.not_, dirs)):
                             if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_blocks * 512 >= min_bytes:
                                 big.append((entry.name, entry.inode()))
                     if budget.stopped or not budget.time_left():

@@ -361,3 +361,31 @@ def test_libc_search_and_bytes_find_give_the_same_lines(monkeypatch, fixtures_di
         found.append([(h.offset, h.line, h.previous, h.following) for h in items[:-1]])
     expected = [line for line in data.split(b"\n") if confirm_line(line) or b"\xc2\xa0" in line]
     assert found[0] == found[1] and [hit[1] for hit in found[0]] == expected
+
+
+def test_a_resumed_file_remembers_the_release_it_named(tmp_path):
+    log = tmp_path / "messages"
+    log.write_text(KERNEL + "Linux version 3.10.0-1160.el7.x86_64 (mockbuild@x) #1 SMP\n" + KERNEL + XFS + "\n")
+    warnings = []
+    first, state = scan(["files"], [str(log)], None, empty_state(), None, 10, False, warnings.append,
+                        fallback_release="6.18.0")
+    assert state["files"][0]["release"] == ["3.10.0-1160.el7.x86_64", "Linux version line"]
+    with open(str(log), "a") as handle:
+        handle.write(KERNEL + XFS + "\n")
+    path = tmp_path / "state.json"
+    save_state(str(path), state)
+    state, problem = load_state(str(path))
+    assert problem is None
+    second, _state = scan(["files"], [str(log)], None, state, None, 10, False, warnings.append, fallback_release="6.18.0")
+    event = second["events"][0]
+    assert second["sources"]["files"]["files"][0]["status"] == "resumed"
+    assert event["gfp_release"] == "3.10.0-1160.el7.x86_64" and "an earlier run" in event["gfp_release_source"]
+    assert event["gfp_flags"] == ["GFP_NOFS", "__GFP_NOWARN"] and not warnings
+
+
+def test_a_state_record_with_a_bad_release_is_dropped(tmp_path):
+    path = tmp_path / "state.json"
+    record = {"dev": 1, "ino": 2, "offset": 7, "head_len": 4, "head_sha1": "a" * 40, "release": ["x" * 500, "y"]}
+    path.write_text(json.dumps(dict(empty_state(), files=[record])))
+    state, problem = load_state(str(path))
+    assert state["files"] == [] and "file record" in problem

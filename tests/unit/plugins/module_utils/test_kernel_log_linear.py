@@ -12,6 +12,7 @@ shared machine - generous, and still far below what quadratic behaviour gives. N
 
 from __future__ import annotations
 
+import gc
 import io
 import time
 
@@ -33,16 +34,25 @@ def _cost(function, argument, rounds=3):
     """Best of ``rounds`` CPU times of the calls in 1 ms or more. CPU time of this thread, not wall time: on a
     machine shared with other jobs a long call is preempted more often than a short one."""
     best = float("inf")
-    for _round in range(rounds):
-        calls = 0
-        started = time.thread_time()
-        while True:
-            function(argument)
-            calls += 1
-            spent = time.thread_time() - started
-            if spent >= 0.001:
-                break
-        best = min(best, spent / calls)
+    # The garbage collector off while timing: a full collection walks every object the test process holds (under
+    # ansible-test's xdist workers, those of hundreds of earlier tests), and would land on whichever call allocates.
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for _round in range(rounds):
+            calls = 0
+            started = time.thread_time()
+            while True:
+                function(argument)
+                calls += 1
+                spent = time.thread_time() - started
+                if spent >= 0.001:
+                    break
+            best = min(best, spent / calls)
+    finally:
+        if enabled:
+            gc.enable()
     return best
 
 

@@ -27,31 +27,18 @@ def _proc(tmp_path, values):
 
 
 class _RecordingOpen(object):
-    """Wraps files.open to record every read size asked of the file."""
+    """Wraps the one reader's os.read (files.os.read) to record every read size asked of a file."""
 
     def __init__(self, monkeypatch):
         self.sizes = []
-        real_open = open
+        real_read = os.read
+        recorder = self
 
-        def fake_open(path, mode="r", buffering=-1):
-            handle = real_open(path, mode, buffering=buffering)
-            real_read = handle.read
-            recorder = self
+        def fake_read(fd, size):
+            recorder.sizes.append(size)
+            return real_read(fd, size)
 
-            class Handle(object):
-                def __enter__(self):
-                    return self
-
-                def __exit__(self, *exc):
-                    handle.close()
-
-                def read(self, size=-1):
-                    recorder.sizes.append(size)
-                    return real_read(size)
-
-            return Handle()
-
-        monkeypatch.setattr(files, "open", fake_open, raising=False)
+        monkeypatch.setattr(files.os, "read", fake_read)
 
 
 def test_runtime_roundtrip_truncates_and_never_creates(tmp_path):
