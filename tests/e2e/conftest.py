@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from collection_tree import CALLBACK_PLUGINS, CORPUS_SKIP_REASON, collections_root, corpus_dir as _corpus_dir, REPO_ROOT
+import process_tree
 
 # The one place the e2e suite makes the collection importable, for the few tests that also call its Python
 # directly (a checkout need not sit in an ansible_collections/ tree); every other import comes from pytest.ini.
@@ -23,6 +24,19 @@ if collections_root() not in sys.path:
     sys.path.append(collections_root())
 
 FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
+# The Python the modules run on ("the target"): MEMFRAG_TARGET_PYTHON, else the tests' own. scripts/test's e2e-2.16
+# stage sets it to Python 3.6, the oldest target the collection supports.
+TARGET_PYTHON = os.environ.get("MEMFRAG_TARGET_PYTHON") or sys.executable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_survives_the_session():
+    """Set up first, torn down last: no process the e2e tests started (ansible, helpers, ssh) outlives them."""
+    process_tree.become_subreaper()
+    yield
+    left = process_tree.check_nothing_survives("the e2e tests")
+    if left:
+        pytest.fail(left, pytrace=False)
 
 
 class PlaybookRun(object):
@@ -61,7 +75,7 @@ def ansible_env(extra=None):
         "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS,
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_PYTHON_INTERPRETER": TARGET_PYTHON,
         "ANSIBLE_RETRY_FILES_ENABLED": "false",
         "ANSIBLE_NOCOLOR": "1",
     })
@@ -78,7 +92,9 @@ def _bin(name):
 def run_playbook(tmp_path):
     """run_playbook(playbook, extra_vars=None, check=False, diff=False, inventory=None, args=(), env=None, prefix=()).
 
-    ``prefix`` is an argv the ansible-playbook command is appended to (``unshare ... sh -c '...; exec "$@"'``).
+    ``inventory=None`` is ``-i localhost, -c local``; ``inventory=False`` gives no inventory at all (and no
+    ANSIBLE_INVENTORY), as a user who runs ``ansible-playbook memfrag.linux.diagnose`` alone. ``prefix`` is a
+    command that runs ansible-playbook (``unshare ...``); ``env`` values of None remove that variable.
     """
 
     def _run(playbook, extra_vars=None, check=False, diff=False, inventory=None, args=(), env=None, timeout=900,
@@ -90,7 +106,7 @@ def run_playbook(tmp_path):
         cmd = list(prefix) + [_bin("ansible-playbook"), playbook]
         if inventory is None:
             cmd += ["-i", "localhost,", "-c", "local"]
-        else:
+        elif inventory is not False:
             cmd += ["-i", inventory]
         if extra_vars:
             cmd += ["-e", json.dumps(extra_vars)]
@@ -99,7 +115,12 @@ def run_playbook(tmp_path):
         if diff:
             cmd.append("--diff")
         cmd += list(args)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout, check=False)
+        run_env = ansible_env(env)
+        if inventory is False:
+            run_env.pop("ANSIBLE_INVENTORY", None)
+        for name in [name for name, value in run_env.items() if value is None]:
+            del run_env[name]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=timeout, check=False)
         try:
             data = json.loads(proc.stdout[proc.stdout.index("{"):]) if "{" in proc.stdout else {}
         except ValueError:

@@ -29,6 +29,7 @@ import yaml
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from collection_tree import CALLBACK_PLUGINS, collections_root, REPO_ROOT
 from lab import lab
+import process_tree
 
 PLAYBOOKS = os.path.join(REPO_ROOT, "playbooks")
 OUTPUT = os.path.join(REPO_ROOT, "tests", "output")
@@ -39,6 +40,17 @@ PROC_FILES = ("buddyinfo", "zoneinfo", "pagetypeinfo", "vmstat", "meminfo", "sla
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab: needs the QEMU VM lab (tests/lab); select with -m lab")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_survives_the_session():
+    """Set up first, torn down last: after every fixture has stopped its hosts, no process the fleet tests started
+    (sshd and its per-connection children, ssh ControlPersist masters, QEMU, ansible) may be alive."""
+    process_tree.become_subreaper()
+    yield
+    left = process_tree.check_nothing_survives("the fleet tests")
+    if left:
+        pytest.fail(left, pytrace=False)
 
 
 def _bin(name: str) -> str:
@@ -214,6 +226,9 @@ class NetnsFleet(object):
         self.base = base
         self.trees = {}  # type: t.Dict[str, t.Dict[str, str]]
         self.unreachable = []  # type: t.List[str]
+        # This fleet's own ssh ControlPersist sockets (short path: a socket path has at most 107 bytes), so that
+        # stop() can end exactly its masters.
+        self.control_path_dir = tempfile.mkdtemp(prefix="mfcp-")
 
     def add(self, name: str, readonly_sys: bool = False, missing: t.Sequence[str] = (), reachable: bool = True) -> None:
         root = os.path.join(self.base, "trees", name)
@@ -239,12 +254,22 @@ class NetnsFleet(object):
         for name in names:
             hv = dict(inv[name])
             hv.update({"memfrag_proc_root": self.trees[name]["proc_root"],
-                       "memfrag_config_root": self.trees[name]["config_root"]})
+                       "memfrag_config_root": self.trees[name]["config_root"],
+                       "ansible_control_path_dir": self.control_path_dir})
+            if os.environ.get("MEMFRAG_TARGET_PYTHON"):
+                hv["ansible_python_interpreter"] = os.environ["MEMFRAG_TARGET_PYTHON"]
             out[name] = hv
         return out
 
     def stop(self) -> None:
+        # The ssh masters first (they would otherwise wait ControlPersist seconds), then every process in each
+        # host's network namespace (lab.stop), then the trees.
+        names = os.listdir(self.control_path_dir) if os.path.isdir(self.control_path_dir) else []
+        for name in sorted(names):
+            subprocess.run(["ssh", "-o", "ControlPath=" + os.path.join(self.control_path_dir, name), "-O", "exit", "x"],
+                           capture_output=True, timeout=30, check=False)
         self.lab.stop()
+        shutil.rmtree(self.control_path_dir, ignore_errors=True)
         shutil.rmtree(os.path.join(self.base, "trees"), ignore_errors=True)
 
 

@@ -525,6 +525,10 @@ class NetnsLab(object):
 
     def stop(self) -> None:
         for host in self.hosts:
+            # Everything in the host's namespace: the listening sshd, its per-connection children (sshd: root@notty,
+            # which outlive a killed listener) and whatever they run.
+            if host.started:
+                kill_netns_processes(host.netns)
             if host.proc is not None:
                 if host.proc.poll() is None:
                     host.proc.kill()
@@ -534,6 +538,24 @@ class NetnsLab(object):
             subprocess.run(["ip", "link", "del", host.veth], capture_output=True, check=False)
             subprocess.run(["ip", "netns", "del", host.netns], capture_output=True, check=False)
         self.hosts = []
+
+
+def kill_netns_processes(netns: str, timeout: float = 10) -> t.List[int]:
+    """SIGKILL every process in network namespace ``netns`` until none is left; returns the pids killed."""
+    killed = []  # type: t.List[int]
+    deadline = time.time() + timeout
+    while True:
+        proc = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=False)
+        pids = [int(word) for word in proc.stdout.split() if word.isdigit()]
+        if not pids:
+            return killed
+        if time.time() > deadline:
+            raise RuntimeError("processes in netns %s survive SIGKILL: %s" % (netns, pids))
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        time.sleep(0.1)
 
 
 def main(argv: t.List[str]) -> int:
