@@ -33,7 +33,8 @@ for i in range(blocks):
 os.fsync(fd); os.close(fd)
 """
 
-SETUP = ("set -e; modprobe loop || true; modprobe xfs || true; truncate -s 256M %(image)s; "
+# 512M sparse: mkfs.xfs of bookworm (xfsprogs 6.1) refuses a file system under 300 MB.
+SETUP = ("set -e; modprobe loop || true; modprobe xfs || true; truncate -s 512M %(image)s; "
          "dev=$(losetup --find --show %(image)s); echo $dev > %(image)s.dev; mkfs.xfs -q -f $dev; "
          "mkdir -p %(mount)s; mount -t xfs $dev %(mount)s; mkdir -p %(mount)s/vm; "
          "python3 - %(mount)s/vm/disk.img %(blocks)d << 'MEMFRAG_EOF'\n%(script)s\nMEMFRAG_EOF\n")
