@@ -68,3 +68,5 @@ def test_main_job_command(tmp_path):
     assert "Show the verdict and findings of every host" in proc.stdout
     assert "Normal zone node 0" in proc.stdout
     assert "failed=0" in proc.stdout
+    # No warning on a good run (ansible-galaxy once warned, falsely, that the installed collection would not be used).
+    assert "[WARNING]" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
