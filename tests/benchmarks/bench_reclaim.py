@@ -159,6 +159,9 @@ class LabGuest(object):
         self.vms.start(timeout=1200)  # a busy 2-CPU machine boots a TCG guest slowly
         self.vm = self.vms.vms[0]
         self.label = "lab guest %s, kernel %s, 512 MiB" % (self.vm.name, self.vm.kernel_release)
+        # Boot-time jobs still running would allocate from the holes while a side runs: let the guest settle first
+        # (is-system-running exits non-zero on a degraded system, which is fine here).
+        self.ssh("timeout 300 systemctl is-system-running --wait; true", timeout=400)
         for name in ("fragmenter.py", "livemem.py"):
             with open(os.path.join(TESTS, "helpers", name)) as handle:
                 self.ssh("cat > /root/%s << 'MEMFRAG_EOF'\n%s\nMEMFRAG_EOF" % (name, handle.read()))

@@ -184,3 +184,19 @@ def test_deprecated_rollout_names_are_gone():
     with open(PLAYBOOK) as handle:
         text = handle.read()
     assert "reclaim_serial" not in text and "reclaim_max_fail_percentage" not in text
+
+
+def test_memory_reclaim_is_capped_at_the_inactive_page_cache(run_playbook, tmp_path):
+    """Asked for more than its inactive list, memory.reclaim evicts hot cache: the request stops at Inactive(file)."""
+    root = make_tree(tmp_path)
+    meminfo = root / "proc" / "meminfo"
+    meminfo.write_text(meminfo.read_text().replace("Inactive(file):  1836388 kB", "Inactive(file):    20480 kB"))
+    run = run_playbook(PLAYBOOK, extra_vars=role_vars(root, reclaim_allow_drop_pagecache=False))
+    assert run.rc == 0, run.stdout[-3000:]
+    fact = reclaim_fact(run)
+    assert [a["action"] for a in fact["actions"]] == ["compact_memory", "cgroup memory.reclaim",
+                                                      "compact_memory after memory.reclaim"]
+    # the shortfall is 189056 KiB; the inactive page cache, 20 MiB, is all that is asked for
+    assert (root / "sys/fs/cgroup/memory.reclaim").read_text() == str(20480 * 1024)
+    assert "capped at the inactive page cache" in fact["actions"][1]["summary"]
+    assert (root / "proc/sys/vm/drop_caches").read_text() == ""
