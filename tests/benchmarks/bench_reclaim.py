@@ -303,12 +303,13 @@ def compare(ladder, blunt, compact):
               % (blunt["holes_mib"], 100.0 * blunt["holes_mib"] / blunt["gain4_mib"]))
         # Measured, not inferred: one full compaction keeps every cache page. Reaching 90% of blunt while keeping
         # 90% of its cache loss needs this share plus a tenth of the cache loss (as order >= 4 blocks) >= 90%.
-        reachable = compact["gain4_mib"] + 0.1 * blunt_loss
+        reachable = max(compact["gain4_mib"], 0) + 0.1 * blunt_loss
         print("  compaction alone: %+.0f MiB = %.0f%% of the blunt recovery; with a tenth of blunt's cache loss on top "
-              "(the most a 90%%-keeping method may drop): %.0f%%; the ladder reached %.0f%% of compaction alone"
+              "(the most a 90%%-keeping method may drop): %.0f%%; %s"
               % (compact["gain4_mib"], 100.0 * compact["gain4_mib"] / blunt["gain4_mib"],
                  100.0 * reachable / blunt["gain4_mib"],
-                 100.0 * ladder["gain4_mib"] / compact["gain4_mib"] if compact["gain4_mib"] > 0 else float("nan")))
+                 "the ladder reached %.0f%% of compaction alone" % (100.0 * ladder["gain4_mib"] / compact["gain4_mib"])
+                 if compact["gain4_mib"] > 0 else "compaction alone gained nothing here"))
 
 
 def bench(host, shapes, target_share):
