@@ -21,9 +21,9 @@ list: the cache worth keeping), then start tests/helpers/fragmenter.py (freed at
 It prints, per side: free memory at order >= 4 and >= 9 gained (net of memory the kernel newly brought into
 the zone by lazy deferred init), page cache (Cached) and reclaimable slab kept, time, and the ladder's steps;
 then the ladder's recovery as a share of the blunt recovery and the share of the blunt method's cache loss the
-ladder avoided, against the targets (>= 90% and >= 90%), and compaction alone as a share of the blunt recovery. Proactive compaction is off while it runs and every
-tunable it touches (compaction_proactiveness, and nr_hugepages, which the ladder raises and gives back) is
-checked and restored. Run as root on an otherwise idle host:
+ladder avoided, against the targets (>= 90% and >= 90%), and compaction alone as a share of the blunt recovery.
+Proactive compaction is off while it runs, and every tunable it touches (compaction_proactiveness, and
+nr_hugepages, which hugetlb_compact raises and gives back when asked for) is checked and restored. Run as root on an otherwise idle host:
 
     python tests/benchmarks/bench_reclaim.py [--shapes anon,pagecache] [--mib 2048] [--lab] [--lab-mib 160]
 """
