@@ -188,7 +188,7 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.memfrag.linux.plugins.module_utils._archive.capture import open_capture
+from ansible_collections.memfrag.linux.plugins.module_utils._archive.capture import open_capture, plan_capture
 from ansible_collections.memfrag.linux.plugins.module_utils._archive.extract import ArchiveError
 
 PREFIX = "memfrag-archive-"
@@ -207,6 +207,37 @@ def _remove(module, run_dir):
     module.exit_json(changed=True, run_dir=run_dir)
 
 
+def _unique_hosts(captures):
+    """Names that repeat get -2, -3 (the inventory has one host per name)."""
+    hosts = {}
+    for capture in captures:
+        host = capture["host"]
+        hosts[host] = hosts.get(host, 0) + 1
+        if hosts[host] > 1:
+            capture["notes"].append("another archive has the host name %s: this one is %s-%d" % (host, host, hosts[host]))
+            capture["host"] = "%s-%d" % (host, hosts[host])
+            if "summary" in capture:
+                capture["summary"].append(capture["notes"][-1])
+
+
+def _plan(module, sources, limits):
+    """Check mode: read each archive's headers, apply every refusal, and say what would be extracted; write
+    nothing (no run directory)."""
+    captures = []
+    refused = []
+    for source in sources:
+        try:
+            captures.append(plan_capture(source, limits))
+        except ArchiveError as exc:
+            refused.append({"source": source, "msg": str(exc)})
+        except (IOError, OSError, ValueError) as exc:
+            module.fail_json(msg="reading %s failed: %s" % (source, exc))
+    _unique_hosts(captures)
+    for entry in refused:
+        module.warn("%s refused: %s" % (entry["source"], entry["msg"]))
+    module.exit_json(changed=bool(captures), run_dir=None, captures=captures, refused=refused)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -223,6 +254,9 @@ def main():
     )
     params = module.params
     if params["state"] == "absent":
+        if module.check_mode:
+            # Nothing was extracted in check mode, so there is nothing to remove; never delete in check mode.
+            module.exit_json(changed=bool(params["run_dir"]) and os.path.isdir(params["run_dir"]), run_dir=params["run_dir"])
         _remove(module, params["run_dir"])
     for name in ("max_member_bytes", "max_total_bytes", "max_ratio"):
         if params[name] < 1:
@@ -231,6 +265,8 @@ def main():
     if not os.path.isdir(work_dir):
         module.fail_json(msg="work_dir %s is not a directory" % work_dir)
     limits = dict((name, params[name]) for name in ("max_member_bytes", "max_total_bytes", "max_ratio"))
+    if module.check_mode:
+        _plan(module, params["archive_paths"], limits)
     run_dir = tempfile.mkdtemp(prefix=PREFIX, dir=work_dir)
     done = False
     try:
@@ -238,7 +274,6 @@ def main():
             handle.write("made by memfrag.linux.capture_extract; removed at the end of the run\n")
         captures = []
         refused = []
-        hosts = {}
         for number, source in enumerate(params["archive_paths"], 1):
             dest = os.path.join(run_dir, "%03d" % number)
             os.mkdir(dest, 0o700)
@@ -248,13 +283,8 @@ def main():
                 shutil.rmtree(dest, ignore_errors=True)
                 refused.append({"source": source, "msg": str(exc)})
                 continue
-            host = capture["host"]
-            hosts[host] = hosts.get(host, 0) + 1
-            if hosts[host] > 1:
-                capture["notes"].append("another archive has the host name %s: this one is %s-%d" % (
-                    host, host, hosts[host]))
-                capture["host"] = "%s-%d" % (host, hosts[host])
             captures.append(capture)
+        _unique_hosts(captures)
         done = True
     except (IOError, OSError, ValueError) as exc:
         module.fail_json(msg="extracting the archives failed: %s" % exc)
