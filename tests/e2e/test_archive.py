@@ -549,3 +549,142 @@ def test_supportconfig_gives_the_facts_and_verdict_of_a_sosreport_of_the_same_ho
         rows = json.load(handle)["hosts"]
     assert sorted(row["host"] for row in rows) == sorted(hosts + [h + "-2" for h in hosts])
     assert os.listdir(str(work)) == []
+
+
+def _supportconfig_tar(path, top, members, mode="w:gz"):
+    """A supportconfig tarball from (TarInfo or name, bytes or None) pairs under ``top``."""
+    with tarfile.open(path, mode) as tar:
+        for info, data in members:
+            if isinstance(info, str):
+                info = tarfile.TarInfo(top + "/" + info)
+            info.mtime = CAPTURE
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def test_hostile_supportconfig_archives_are_refused_or_skipped(run_playbook, tmp_path):
+    """Links out, devices, absolute and ``..`` names, sections that name paths they must not, a section a
+    file may not supply (a fake /proc/buddyinfo in messages.txt), a hostile host name, and a compression bomb."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    state = host_state("good.example.com")
+    tree = build_supportconfig_tree(tmp_path / "tree", state=state)
+    top = os.path.basename(tree)
+
+    def read(name):
+        with open(os.path.join(tree, name), "rb") as handle:
+            return handle.read()
+
+    fake = b"Node 0, zone   Normal  99999 99999 99999 99999 99999 99999 99999 99999 99999 99999 99999\n"
+    messages = (read("messages.txt") + CONF.encode() + b"# /proc/buddyinfo\n" + fake
+                + CONF.encode() + b"# /etc/sysctl.d/00-evil.conf\nvm.min_free_kbytes = 1\n")
+    memory = (read("memory.txt") + CONF.encode() + b"# /proc/../../../outside/x\nx\n" + CONF.encode()
+              + b"# /proc/sys/vm/../../../../outside/y\ny\n" + LOG.encode() + b"# /var/log/../../outside/z\nz\n")
+    basic = read("basic-environment.txt").replace(b"Linux good.example.com ", b"Linux ../../evil;rm$(id) ")
+
+    def link(name, kind, target):
+        info = tarfile.TarInfo(top + "/" + name)
+        info.type = kind
+        info.linkname = target
+        return info, None
+
+    def special(name, kind):
+        info = tarfile.TarInfo(top + "/" + name)
+        info.type = kind
+        info.devmajor, info.devminor = 1, 3
+        return info, None
+
+    hostile = _supportconfig_tar(str(tmp_path / "scc_evil_230305_1011.tgz"), top, [
+        ("basic-environment.txt", basic), ("supportconfig.txt", read("supportconfig.txt")),
+        ("messages.txt", messages), ("memory.txt", memory),
+        link("env.txt", tarfile.SYMTYPE, "/etc/shadow"),
+        link("proc.txt", tarfile.LNKTYPE, "../outside/proc.txt"),
+        special("boot.txt", tarfile.CHRTYPE),
+        (tarfile.TarInfo(str(outside / "absolute.txt")), b"x\n"),
+        (tarfile.TarInfo(top + "/../outside/messages-20230301.txt"), b"x\n"),
+    ])
+    # 256 MiB of zeros in messages.txt compress to about 250 KiB.
+    bomb = str(tmp_path / "scc_bomb_230305_1011.tgz")
+    size = 256 * 1024 * 1024
+    with gzip.open(bomb, "wb", compresslevel=1) as raw:
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            info = tarfile.TarInfo("scc_bomb_230305_1011/basic-environment.txt")
+            info.size = len(basic)
+            tar.addfile(info, io.BytesIO(basic))
+            info = tarfile.TarInfo("scc_bomb_230305_1011/messages.txt")
+            info.size = size
+
+            class Zeros(object):
+                left = size
+
+                def read(self, count):
+                    count = min(count, self.left)
+                    self.left -= count
+                    return b"\0" * count
+
+            tar.addfile(info, Zeros())
+    work = tmp_path / "work"
+    work.mkdir()
+    run = run_playbook(PLAYBOOK, extra_vars={"archive_paths": [hostile, bomb], "archive_work_dir": str(work),
+                                             "report_output_dir": str(tmp_path / "report")})
+    assert run.rc != 0  # the bomb is refused: the run says so at the end
+    extracted = run.task_result("Take what a diagnosis needs out of each archive")
+    assert [entry["source"] for entry in extracted["refused"]] == [bomb]
+    assert "compression bomb" in extracted["refused"][0]["msg"]
+    capture, = extracted["captures"]
+    assert capture["layout"] == "supportconfig"
+    notes = " | ".join(capture["notes"])
+    assert "refused member %s: absolute name" % (outside / "absolute.txt") in notes
+    assert "refused member %s/../outside/messages-20230301.txt: name has a '..' component" % top in notes
+    assert "refused %s/env.txt: symlink to an absolute path /etc/shadow points out of the archive" % top in notes
+    assert "refused %s/proc.txt: hardlink to ../outside/proc.txt points out of the archive" % top in notes
+    assert "skipped %s/boot.txt: a device member is never extracted" % top in notes
+    assert "ignored /proc/buddyinfo in messages.txt: that file does not hold it" in notes
+    assert "ignored /etc/sysctl.d/00-evil.conf in messages.txt: that file does not hold it" in notes
+    # The host name is made safe; the buddyinfo judged is memory.txt's, not the fake; no evil sysctl file.
+    assert capture["host"] == "evil_rm__id"
+    facts = _verdict(run, capture["host"])
+    zones = facts["memfrag_buddyinfo"]["zones"]
+    assert [zone["free_blocks"] for zone in zones] == [
+        [int(n) for n in line.split()[4:]] for line in state["proc"]["buddyinfo"].splitlines()]
+    assert facts["memfrag_verdict"]["severity"] == "critical"
+    assert capture["sysctl"]["keys"] == {}  # env.txt was refused: no sysctl tree at all
+    assert os.listdir(str(outside)) == []
+    assert os.listdir(str(work)) == []
+
+
+def test_check_mode_reads_headers_and_writes_nothing(run_playbook, tmp_path, sos_web1):
+    """--check: every archive's headers are read and checked, what would be extracted is listed, and nothing is
+    written: no run directory, no extracted file, no report."""
+    state = host_state("sles.example.com")
+    scc = pack(build_supportconfig_tree(tmp_path / "t", state=state), str(tmp_path / "scc_sles_230305_1011.txz"), "w:xz")
+    sos = pack(sos_web1, str(tmp_path / "sosreport-web1.tar.gz"), "w:gz")
+    _outside, hostile = _hostile(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    report = tmp_path / "report"
+    run = run_playbook(PLAYBOOK, check=True, extra_vars={
+        "archive_paths": [sos, scc, hostile["symlink.tar.gz"], hostile["bomb.tar.gz"]],
+        "archive_work_dir": str(work), "report_output_dir": str(report)})
+    assert run.rc != 0  # the bomb is refused in check mode too
+    extracted = run.task_result("Take what a diagnosis needs out of each archive")
+    assert extracted["run_dir"] is None
+    assert [entry["source"] for entry in extracted["refused"]] == [hostile["bomb.tar.gz"]]
+    by_name = dict((os.path.basename(c["source"]), c) for c in extracted["captures"])
+    assert by_name["sosreport-web1.tar.gz"]["layout"] == "sos"
+    assert "proc/buddyinfo" in by_name["sosreport-web1.tar.gz"]["would_extract"]
+    assert "etc/passwd" not in by_name["sosreport-web1.tar.gz"]["would_extract"]
+    assert by_name["scc_sles_230305_1011.txz"]["layout"] == "supportconfig"
+    assert by_name["scc_sles_230305_1011.txz"]["host"] == "sles"
+    assert by_name["scc_sles_230305_1011.txz"]["would_extract"] == [
+        "basic-environment.txt", "boot.txt", "env.txt", "memory.txt", "messages.txt", "proc.txt"]
+    assert any("symlink to an absolute path /etc/shadow" in note for note in by_name["symlink.tar.gz"]["notes"])
+    # Nothing diagnosed, nothing written, nothing removed (there is nothing to remove).
+    ran = [(task["task"]["name"], result) for play in run.data["plays"] for task in play["tasks"]
+           for result in task["hosts"].values()]
+    assert not [name for name, _result in ran if name.endswith(JUDGE)]
+    assert [result.get("skipped") for name, result in ran if name == "Remove the run's directory"] == [True]
+    assert os.listdir(str(work)) == []
+    assert not os.path.exists(str(report))
