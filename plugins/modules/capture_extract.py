@@ -19,9 +19,20 @@ description:
     C(sos_commands/kernel/sysctl_-a), C(sos_commands/kernel/uname_-a), C(sos_commands/host/hostname),
     C(sos_commands/date/date), C(installed-rpms), and the sysctl configuration (C(etc/sysctl.conf),
     C(etc/sysctl.d), C(run/sysctl.d), C(usr/lib/sysctl.d), C(usr/local/lib/sysctl.d), C(lib/sysctl.d))."
-  - "supportconfig layout: C(memory.txt), C(messages.txt), C(boot.txt), C(basic-environment.txt), C(env.txt) and a
-    few more; their C(#==[ Configuration File ]==#) and C(#==[ Command ]==#) sections are written out at the host
-    paths they came from (C(/proc/meminfo) to C(proc/meminfo), C(sysctl -a) to C(sos_commands/kernel/sysctl_-a))."
+  - "supportconfig layout (as supportutils' C(supportconfig) writes it): C(basic-environment.txt) (C(date),
+    C(uname -a)), C(memory.txt) (C(/proc/meminfo), C(pagetypeinfo), C(vmstat), C(buddyinfo), C(slabinfo), C(zoneinfo),
+    C(sysctl -a | grep ^vm)), C(proc.txt) (C(/proc/sys/vm/*), C(/proc/sys/kernel/osrelease)), C(env.txt) (the
+    sysctl.d tree and C(sysctl -a)), C(messages.txt) (C(/var/log/messages), or C(journalctl --output=short-iso) on
+    hosts without it), C(boot.txt) (the boot's journal, used only when C(messages.txt) holds no log, and
+    C(dmesg -T)), and the rotated C(messages-<date>.txt) of C(supportconfig -l). Their C(#==[ Command ]==#),
+    C(#==[ Configuration File ]==#) and C(#==[ Log File ]==#) sections are written out at the host paths they came
+    from (C(/proc/meminfo) to C(proc/meminfo), C(sysctl -a) to C(sos_commands/kernel/sysctl_-a)); each file may
+    supply only what supportconfig puts in it (a C(/proc/buddyinfo) section inside C(messages.txt) is ignored with a
+    note). A sysctl.d name supportconfig lists as C(File not found) (a mask, a link to C(/dev/null)) is written
+    empty, which masks it as the link did."
+  - "When the capture has no C(proc/sys/kernel/osrelease) (sos seldom copies it), the kernel release found in
+    C(uname -a), C(proc/version) or C(installed-rpms) is written there, so M(memfrag.linux.memory_facts) knows the release as it
+    does on a live host."
   - "Archives are untrusted. Nothing is extracted with C(extractall); members are read one by one and only regular
     file content is written, by this module, under the run's directory. Members with absolute names or C(..)
     components are refused; symlinks and hard links are resolved inside the archive and refused when they point
@@ -70,7 +81,10 @@ options:
     default: 100
 notes:
   - Runs where the archives are; the C(memfrag.linux.archive) playbook runs it on localhost.
-  - Check mode is not supported in a meaningful way (the run directory is the product); it runs as usual.
+  - "Check mode writes nothing: each archive's headers are read (a compressed archive is decompressed to read
+    them) and every refusal applies, but no run directory is made and no member content is read; the captures
+    list what would be extracted (RV(captures[].would_extract)) and are named from the archive's name. With
+    O(state=absent) check mode removes nothing."
 """
 
 EXAMPLES = r"""
@@ -90,7 +104,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 run_dir:
-  description: The directory this run made and extracted into; remove it with O(state=absent).
+  description: The directory this run made and extracted into; remove it with O(state=absent). Null in check mode.
   returned: always
   type: str
 captures:
@@ -166,12 +180,24 @@ captures:
       description: Members skipped or refused and other remarks, one message each.
       type: list
       elements: str
+    would_extract:
+      description: In check mode, the members (relative to the capture's top directory) that would be extracted.
+      type: list
+      elements: str
+      returned: in check mode
+    would_extract_bytes:
+      description: In check mode, their declared size.
+      type: int
+      returned: in check mode
     sysctl:
       description:
         - The precedence model over the capture's sysctl tree. C(keys) maps each vm key set by a file to its winner
           under systemd-sysctl (C(systemd)) and C(sysctl --system) (C(procps)), the captured running value
           (C(running)) and whether it equals what boot applies (C(running_matches_boot)); C(running_differs) says it
           in words; C(files), C(shadowed), C(masked), C(warnings) as M(memfrag.linux.vm_sysctl) reports them.
+        - "C(running_source) says where the running values came from (C(sysctl -a), then C(proc/sys/vm) for keys
+          it lacks: sos seldom copies C(proc/sys/vm))."
+        - "Not modelled: SUSE's C(/boot/sysctl.conf-<release>), which C(env.txt) lists and SUSE's procps applies."
       type: dict
 refused:
   description: Archives refused as a whole, each with the reason.

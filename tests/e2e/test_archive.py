@@ -543,8 +543,24 @@ def test_supportconfig_gives_the_facts_and_verdict_of_a_sosreport_of_the_same_ho
     assert sles_scc["log_files"] == ["sos_commands/logs/journalctl_--no-pager"]
     assert sles_scc["notes"] == ["another archive has the host name sles15.example.com: this one is sles15.example.com-2"]
     if corpus is not None:
-        real_facts = _verdict(run, by_source[pairs[2][1]]["host"])
-        assert real_facts["memfrag_verdict"]["severity"] in ("ok", "info", "warning", "critical")
+        # The real host's files as a live /proc would show them (with sys/kernel/osrelease), judged by the diagnose
+        # playbook under proc_root with the same log and window: the same facts as from either archive.
+        live = tmp_path / "live"
+        files = dict(("proc/" + name, text) for name, text in real["proc"].items())
+        files.update(("proc/sys/vm/" + name, text) for name, text in real["proc/sys/vm"].items())
+        files["proc/sys/kernel/osrelease"] = RELEASE + "\n"
+        files["var/log/messages"] = real["messages"]
+        _write_tree(str(live), files, CAPTURE)
+        reference = run_playbook(DIAGNOSE, extra_vars={
+            "diagnose_proc_root": str(live / "proc"), "diagnose_scan_logs": True, "diagnose_log_sources": ["files"],
+            "diagnose_log_paths": [str(live / "var" / "log" / "messages")],
+            "diagnose_log_window": by_source[pairs[2][0]]["since"], "diagnose_log_kernel_release": RELEASE})
+        assert reference.rc == 0, reference.stdout[-3000:]
+        expected = _facts_without_host(_verdict(reference, "localhost"), "localhost")
+        assert expected["memfrag_buddyinfo"]["kernel_release"] == RELEASE
+        for path in pairs[2]:
+            host = by_source[path]["host"]
+            assert _facts_without_host(_verdict(run, host), host) == expected
     with open(str(report / "report.json")) as handle:
         rows = json.load(handle)["hosts"]
     assert sorted(row["host"] for row in rows) == sorted(hosts + [h + "-2" for h in hosts])
