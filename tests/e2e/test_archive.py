@@ -492,7 +492,7 @@ def test_supportconfig_gives_the_facts_and_verdict_of_a_sosreport_of_the_same_ho
     # sos seldom copies proc/sys/vm: the running values must come from sysctl -a.
     web = host_state("web1.example.com", proc_sys_vm=False)
     pairs.append((pack(build_sos_tree(trees / "a", None, state=web), str(tmp_path / "sos-web1.tar.xz"), "w:xz"),
-                   pack(build_supportconfig_tree(trees / "b", state=web), str(tmp_path / "scc_web1_230305_1011.txz"), "w:xz")))
+                  pack(build_supportconfig_tree(trees / "b", state=web), str(tmp_path / "scc_web1_230305_1011.txz"), "w:xz")))
     sles = host_state("sles15.example.com")
     pairs.append((pack(build_sos_tree(trees / "c", None, state=sles), str(tmp_path / "sos-sles15.tar.gz"), "w:gz"),
                   pack(build_supportconfig_tree(trees / "d", state=sles, syslog=False),
