@@ -31,8 +31,10 @@ description:
     note). A sysctl.d name supportconfig lists as C(File not found) (a mask, a link to C(/dev/null)) is written
     empty, which masks it as the link did."
   - "When the capture has no C(proc/sys/kernel/osrelease) (sos seldom copies it), the kernel release found in
-    C(uname -a), C(proc/version) or C(installed-rpms) is written there, so M(memfrag.linux.memory_facts) knows the release as it
-    does on a live host."
+    C(uname -a), C(proc/version) or C(installed-rpms) is written there; and each vm key of the capture's C(sysctl -a)
+    that C(proc/sys/vm) lacks is written as C(proc/sys/vm/<name>) (sos seldom copies C(proc/sys/vm)). So
+    M(memfrag.linux.memory_facts) reads the release and the vm tunables under the capture's C(proc) as on a live
+    host."
   - "Archives are untrusted. Nothing is extracted with C(extractall); members are read one by one and only regular
     file content is written, by this module, under the run's directory. Members with absolute names or C(..)
     components are refused; symlinks and hard links are resolved inside the archive and refused when they point

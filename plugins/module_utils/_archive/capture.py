@@ -388,6 +388,23 @@ def running_sysctl(root: str) -> t.Tuple[t.Dict[str, str], t.Optional[str]]:
     return values, (" and ".join(sources) if sources else None)
 
 
+def fill_proc_sys_vm(root: str) -> t.List[str]:
+    """Write proc/sys/vm/<name> from the capture's ``sysctl -a`` for each vm key it lacks (sos seldom copies
+    proc/sys/vm), so memory_facts reads the vm tunables under proc_root as on a live host. The names written."""
+    running, _source = running_sysctl(root)
+    directory = os.path.join(root, "proc", "sys", "vm")
+    if os.path.islink(directory) or (os.path.lexists(directory) and not os.path.isdir(directory)):
+        return []
+    written = []  # type: t.List[str]
+    for key in sorted(running):
+        name = key[3:]
+        if re.match(r"^[a-z0-9_]{1,64}$", name) and not os.path.lexists(os.path.join(directory, name)):
+            with _create(root, "proc/sys/vm/" + name) as handle:
+                handle.write(running[key].encode("utf-8", "replace") + b"\n")
+            written.append(name)
+    return written
+
+
 def sysctl_report(root: str) -> t.Dict[str, t.Any]:
     """Which file wins each vm key at this host's boot (both appliers), and whether the captured running
     value is what boot would apply. Read only: the precedence model over the capture's tree as ``/``."""
@@ -475,6 +492,8 @@ def open_capture(source: str, dest_root: str, limits: t.Optional[t.Mapping[str, 
         # sos seldom copies it; memory_facts reads the release (the watermark era) from proc_root, as on a live host.
         with _create(dest_root, "proc/sys/kernel/osrelease") as handle:
             handle.write(release.encode("ascii", "replace") + b"\n")
+    if os.path.isdir(proc_root):
+        fill_proc_sys_vm(dest_root)
     if not os.path.isfile(os.path.join(proc_root, "buddyinfo")):
         notes.append("the capture holds no proc/buddyinfo: there is nothing to judge fragmentation on")
     logs = log_files(dest_root)
