@@ -686,13 +686,15 @@ def test_check_mode_reads_headers_and_writes_nothing(run_playbook, tmp_path, sos
     work.mkdir()
     report = tmp_path / "report"
     run = run_playbook(PLAYBOOK, check=True, extra_vars={
-        "archive_paths": [sos, scc, hostile["symlink.tar.gz"], hostile["bomb.tar.gz"]],
+        # A relative path is the operator's, from where ansible-playbook runs.
+        "archive_paths": [os.path.relpath(sos), scc, hostile["symlink.tar.gz"], hostile["bomb.tar.gz"]],
         "archive_work_dir": str(work), "report_output_dir": str(report)})
     assert run.rc != 0  # the bomb is refused in check mode too
     extracted = run.task_result("Take what a diagnosis needs out of each archive")
     assert extracted["run_dir"] is None
     assert [entry["source"] for entry in extracted["refused"]] == [hostile["bomb.tar.gz"]]
     by_name = dict((os.path.basename(c["source"]), c) for c in extracted["captures"])
+    assert extracted["captures"][0]["source"] == os.path.realpath(sos)
     assert by_name["sosreport-web1.tar.gz"]["layout"] == "sos"
     assert "proc/buddyinfo" in by_name["sosreport-web1.tar.gz"]["would_extract"]
     assert "etc/passwd" not in by_name["sosreport-web1.tar.gz"]["would_extract"]
