@@ -49,7 +49,7 @@ SOS_PATTERNS = tuple("proc/" + name for name in PROC_FILES) + SYSCTL_TREES + (
 )
 # In the order they are unpacked: messages.txt before boot.txt (boot.txt's journal is used only without a log in
 # messages.txt), the whole ``sysctl -a`` of env.txt before memory.txt's ``grep ^vm`` copy.
-SUPPORTCONFIG_FILES = ("basic-environment.txt", "messages.txt", "memory.txt", "env.txt", "proc.txt", "boot.txt")
+SUPPORTCONFIG_FILES = ("basic-environment.txt", "messages.txt", "env.txt", "memory.txt", "proc.txt", "boot.txt")
 SUPPORTCONFIG_ROTATED = "messages-[0-9]*.txt"
 # What each supportconfig file may supply: a section that claims /proc/buddyinfo inside messages.txt is ignored.
 SUPPORTCONFIG_SUPPLIES = {
