@@ -67,7 +67,9 @@ def host_state(host, capture=CAPTURE, proc=None, running_min_free="90112", proc_
         "sysctl -a": "kernel.pid_max = 4194304\nvm.lowmem_reserve_ratio = 256\t256\t32\t0\t0\n"
                      "vm.min_free_kbytes = %s\nvm.swappiness = 30\nvm.vfs_cache_pressure = 100\n" % running_min_free,
         "proc": dict(proc if proc is not None else proc_files(FRAGMENTED)),
-        "proc/sys/vm": {"min_free_kbytes": running_min_free + "\n", "swappiness": "30\n"} if proc_sys_vm else {},
+        # Every vm file sysctl -a lists, as a live /proc/sys/vm holds them (or none: sos seldom copies them).
+        "proc/sys/vm": {"min_free_kbytes": running_min_free + "\n", "swappiness": "30\n", "vfs_cache_pressure": "100\n",
+                        "lowmem_reserve_ratio": "256\t256\t32\t0\t0\n"} if proc_sys_vm else {},
         "sysctl.conf": {
             "/etc/sysctl.conf": "# System default settings live in /usr/lib/sysctl.d/00-system.conf.\n",
             "/usr/lib/sysctl.d/50-default.conf": "# vendor defaults\n\nvm.swappiness = 60\nvm.min_free_kbytes = 45056\n",
