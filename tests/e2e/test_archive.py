@@ -90,6 +90,11 @@ def host_state(host, capture=CAPTURE, proc=None, running_min_free="90112", proc_
             "%s %s kernel: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(capture - 86400)), short, XFS),
             "%s %s myapp[42]: kernel: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(capture - 3600)), short, XFS),
         ]),
+        "journal short": "".join([
+            "%s %s kernel: %s\n" % (time.strftime("%b %d %H:%M:%S", time.localtime(capture - 10 * 86400)), short, XFS),
+            "%s %s kernel: %s\n" % (time.strftime("%b %d %H:%M:%S", time.localtime(capture - 86400)), short, XFS),
+            "%s %s myapp[42]: kernel: %s\n" % (time.strftime("%b %d %H:%M:%S", time.localtime(capture - 3600)), short, XFS),
+        ]),
         "dmesg": "[    0.000000] Linux version %s\n[ 5.0] %s\n" % (RELEASE, XFS),
     }
 
@@ -115,6 +120,12 @@ def build_sos_tree(base, host, capture=CAPTURE, proc=None, running_min_free="901
         "sos_commands/kernel/uname_-a": state["uname -a"] + "\n",
         "sos_commands/kernel/sysctl_-a": state["sysctl -a"],
         "sos_commands/kernel/dmesg": state["dmesg"],
+        "sos_commands/kernel/dmesg_-T": "[Sat Mar  4 10:11:12 2023] %s\n" % XFS,
+        # sos' logs plugin: the whole journal, this boot's and the last boot's (journalctl's short output),
+        # holding the kernel lines /var/log/messages holds too: each event must count once.
+        "sos_commands/logs/journalctl_--no-pager": state["journal short"],
+        "sos_commands/logs/journalctl_--no-pager_--boot": "".join(state["journal short"].splitlines(True)[1:]),
+        "sos_commands/logs/journalctl_--no-pager_--boot_-1": state["journal short"].splitlines(True)[0],
         "sos_commands/logs/journalctl_--disk-usage": "Archived and active journals take up 8.0M in the file system.\n",
         "proc/version": "Linux version %s (mockbuild@example) #1 SMP\n" % RELEASE,
         "var/log/messages": state["messages"],
@@ -251,7 +262,9 @@ def test_archive_verdict_equals_live_tree_verdict_in_every_format(run_playbook, 
     assert first["capture_time"] == "2023-03-05T10:11:12Z" and first["since"] == "2023-02-26T10:11:12Z"
     # Only the needed members: not etc/passwd, not var/log/cron; journalctl_--disk-usage is no log; dmesg is left
     # out when syslog text exists (its uptime stamps would count the same event twice).
-    assert first["log_files"] == ["var/log/messages"]
+    assert first["log_files"] == ["var/log/messages", "sos_commands/logs/journalctl_--no-pager",
+                                  "sos_commands/logs/journalctl_--no-pager_--boot",
+                                  "sos_commands/logs/journalctl_--no-pager_--boot_-1"]
     assert not os.path.exists(os.path.join(first["root"], "etc", "passwd"))
     # The work dir is gone after the run.
     assert os.listdir(str(work)) == []
@@ -271,7 +284,8 @@ def test_archive_verdict_equals_live_tree_verdict_in_every_format(run_playbook, 
     scan = run.task_result(JUDGE, "web1.example.com")["kernel_log_scan"]
     assert scan["counts"]["xfs_alloc_deadlock"] == 1
     assert scan["last_seen"]["xfs_alloc_deadlock"].startswith("2023-03-04")
-    assert scan["ignored"]["before_since"] == 1
+    # The old event in messages, the whole journal and the last boot's; the day-old one twice more in the journals.
+    assert scan["ignored"]["before_since"] == 3 and scan["ignored"]["duplicates"] == 2
     # The log event is part of the verdict (the scan ran on the capture's file, in the capture's window).
     assert "kernel log" in " ".join(expected["memfrag_verdict"]["lines"])
 

@@ -348,7 +348,8 @@ def iso_utc(stamp: float) -> str:
 
 def log_files(root: str) -> t.List[str]:
     """Absolute paths of the kernel log files in the capture; dmesg only without syslog or journal text (its
-    uptime-stamped lines would count every event a second time)."""
+    uptime-stamped lines would count every event a second time). The syslog files and sos' several journal
+    files (whole, this boot, last boot) overlap: the scan counts a line found in two files once."""
     def under(pattern: str) -> t.List[str]:
         return sorted(path for path in glob.glob(os.path.join(glob.escape(root), pattern))
                       if os.path.isfile(path) and not _NOT_LOGS.search(os.path.basename(path)))
@@ -356,7 +357,8 @@ def log_files(root: str) -> t.List[str]:
     for pattern in LOG_PATTERNS:
         found.extend(under(pattern))
     if not found:
-        found = under(DMESG_PATTERN)
+        # One ring buffer copy only: sos saves both ``dmesg`` and ``dmesg -T``; the plain one is the kernel's text.
+        found = sorted(under(DMESG_PATTERN), key=lambda path: (os.path.basename(path) != "dmesg", path))[:1]
     return found
 
 

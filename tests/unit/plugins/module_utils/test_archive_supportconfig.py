@@ -96,3 +96,15 @@ def test_unpack_streams_hostile_text_without_a_traceback(tmp_path):
         assert handle.read() == "MemTotal: 1 kB\n"
     with open(os.path.join(root, "var", "log", "messages"), "rb") as handle:
         assert handle.read() == b"\xff\xfe kernel: \x00odd\n"
+
+
+def test_log_files_take_one_ring_buffer_copy_and_only_without_logs(tmp_path):
+    from ansible_collections.memfrag.linux.plugins.module_utils._archive.capture import log_files
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "sos_commands", "kernel"))
+    os.makedirs(os.path.join(root, "sos_commands", "logs"))
+    for name in ("sos_commands/kernel/dmesg_-T", "sos_commands/kernel/dmesg", "sos_commands/logs/journalctl_--disk-usage"):
+        _write(root, name, "x\n")
+    assert log_files(root) == [os.path.join(root, "sos_commands", "kernel", "dmesg")]
+    _write(root, "sos_commands/logs/journalctl_--no-pager", "x\n")
+    assert log_files(root) == [os.path.join(root, "sos_commands", "logs", "journalctl_--no-pager")]
