@@ -726,3 +726,18 @@ def test_check_mode_reads_headers_and_writes_nothing(run_playbook, tmp_path, sos
     assert [result.get("skipped") for name, result in ran if name == "Remove the run's directory"] == [True]
     assert os.listdir(str(work)) == []
     assert not os.path.exists(str(report))
+
+
+def test_extra_vars_that_would_read_the_controller_are_refused(run_playbook, tmp_path, sos_web1):
+    """-e beats the host variables the playbook sets per capture: the XFS file scan or the ring buffer would
+    read this controller, so the capture is not diagnosed and the run says why."""
+    work = tmp_path / "work"
+    work.mkdir()
+    run = run_playbook(PLAYBOOK, extra_vars={"archive_paths": [sos_web1], "archive_work_dir": str(work),
+                                             "report_output_dir": str(tmp_path / "report"),
+                                             "diagnose_xfs_scan": "auto", "diagnose_log_sources": ["kmsg", "files"]})
+    assert run.rc != 0
+    final = run.task_result("Fail when an archive was refused or a capture could not be diagnosed")
+    assert "would read this controller" in " ".join(final["msg"])
+    assert not run.task_results(JUDGE, "web1.example.com")
+    assert os.listdir(str(work)) == []
