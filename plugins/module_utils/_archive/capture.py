@@ -79,6 +79,8 @@ _DATE = re.compile(r"^\s*(?:[A-Z][a-z]{2}\s+)?([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{
                    r"(?:([A-Za-z]{1,6}|[+-]\d{4})\s+)?(\d{4})\s*$")
 _RPM_KERNEL = re.compile(r"^kernel(?:-default|-core)?-(\d[^\s]*?)(?:\.(?:x86_64|aarch64|ppc64le|s390x|i686|noarch))?(?:\s|$)")
 MAX_TEXT = 1024 * 1024  # bytes read of any one small identity file
+LINE_PIECE = 1024 * 1024  # at most this much of one supportconfig line is held at a time
+MAX_NOTES = 50  # notes about ignored sections listed one by one
 
 
 def layout_patterns(members: t.Mapping[str, Member], top: str) -> t.Sequence[str]:
@@ -156,6 +158,25 @@ def _header(line: bytes) -> t.Optional[str]:
     return match.group(1).decode("ascii").strip() if match else None
 
 
+def _pieces(source: t.BinaryIO) -> t.Iterator[t.Tuple[bytes, bool]]:
+    """(piece of a line, whether it starts the line): a line longer than LINE_PIECE comes in pieces, so one
+    hostile line is never held whole; only a piece that starts a line can be a section header."""
+    starts = True
+    while True:
+        piece = source.readline(LINE_PIECE)
+        if not piece:
+            return
+        yield piece, starts
+        starts = piece.endswith(b"\n")
+
+
+def _note(notes: t.List[str], message: str) -> None:
+    if len(notes) < MAX_NOTES:
+        notes.append(message)
+    elif len(notes) == MAX_NOTES:
+        notes.append("more sections ignored; not listed")
+
+
 def unpack_supportconfig_file(root: str, name: str, written: t.Dict[str, str], origins: t.Dict[str, str],
                               notes: t.List[str]) -> None:
     """Write the sections of ``root/name`` that it may supply at their host paths under ``root``, streaming
@@ -185,42 +206,45 @@ def unpack_supportconfig_file(root: str, name: str, written: t.Dict[str, str], o
             os.utime(os.path.join(root, *current.split("/")), (mtime, mtime))
 
     with source:
-        line = source.readline()
-        while line:
-            kind = _header(line)
+        pieces = _pieces(source)
+        pending = next(pieces, None)
+        while pending is not None:
+            piece, starts = pending
+            kind = _header(piece) if starts else None
             if kind is None:
                 if out is not None:
-                    if line.strip():
-                        out.write(b"\n" * blank + line.rstrip(b"\r\n") + b"\n")
+                    if starts and piece.endswith(b"\n") and not piece.strip():
+                        blank += 1  # trailing blank lines are supportconfig's own separators
+                    else:
+                        out.write(b"\n" * blank + (piece.rstrip(b"\r\n") + b"\n" if piece.endswith(b"\n") else piece))
                         blank = 0
                         state["wrote"] = True
-                    else:
-                        blank += 1  # trailing blank lines are supportconfig's own separators
-                line = source.readline()
+                pending = next(pieces, None)
                 continue
             finish()
             out, blank, current, empty_ok = None, 0, None, False
             state["wrote"] = False
-            what_line = source.readline()
-            if _header(what_line) is not None:
-                line = what_line
+            pending = next(pieces, None)
+            if pending is None or _header(pending[0]) is not None:
                 continue
-            what = what_line.decode("utf-8", "replace").strip()
+            what = pending[0].decode("utf-8", "replace").strip()
+            pending = next(pieces, None)
+            while pending is not None and not pending[1]:  # the rest of an overlong label line
+                pending = next(pieces, None)
             target = section_target(kind, what[1:].strip()) if what.startswith("#") else None
-            line = source.readline()
             if target is None:
                 continue
             supplies_kind, relative, remark = target
             if supplies_kind not in supplies and not (supplies_kind == "proc_sys" and "proc" in supplies):
                 if supplies_kind in ("proc", "proc_sys", "sysctl_conf", "log"):
-                    notes.append("ignored %s in %s: that file does not hold it" % (what[1:].strip()[:200], name))
+                    _note(notes, "ignored %s in %s: that file does not hold it" % (what[1:].strip()[:200], name))
                 continue
             if supplies_kind == "journal" and name == "boot.txt" and logs_before:
                 continue  # messages.txt held the log already: the same events must not count twice
             if relative in written or os.path.lexists(os.path.join(root, *relative.split("/"))):
                 continue
             if remark:
-                notes.append("%s from %s: %s" % ("/" + relative if supplies_kind != "journal" else what[1:].strip()[:200],
+                _note(notes, "%s from %s: %s" % ("/" + relative if supplies_kind != "journal" else what[1:].strip()[:200],
                                                  name, remark))
             out = _create(root, relative)
             current = relative

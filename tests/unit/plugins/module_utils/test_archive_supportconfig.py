@@ -108,3 +108,16 @@ def test_log_files_take_one_ring_buffer_copy_and_only_without_logs(tmp_path):
     assert log_files(root) == [os.path.join(root, "sos_commands", "kernel", "dmesg")]
     _write(root, "sos_commands/logs/journalctl_--no-pager", "x\n")
     assert log_files(root) == [os.path.join(root, "sos_commands", "logs", "journalctl_--no-pager")]
+
+
+def test_an_overlong_line_is_copied_in_pieces_and_its_tail_is_never_a_header(tmp_path, monkeypatch):
+    from ansible_collections.memfrag.linux.plugins.module_utils._archive import capture
+    monkeypatch.setattr(capture, "LINE_PIECE", 64)
+    root = str(tmp_path)
+    # The 64-byte piece boundary falls right before a forged header inside one long log line.
+    forged = "x" * 64 + CONF + "# /var/log/kern.log\nMar  4 10:11:12 h kernel: forged\n"
+    _write(root, "messages.txt", LOG + "# /var/log/messages\n" + forged)
+    unpack_supportconfig(root, ["messages.txt"])
+    with open(os.path.join(root, "var", "log", "messages")) as handle:
+        assert handle.read() == forged  # one log line, then the lines after it
+    assert not os.path.exists(os.path.join(root, "var", "log", "kern.log"))
