@@ -12,7 +12,6 @@
 """
 
 
-import array
 import ctypes
 import fcntl
 import itertools
@@ -84,7 +83,9 @@ def bulkstat_large_files(fd: int, min_blocks: int, batch: int = 1024,
     req = _BulkReq(ctypes.addressof(lastino), batch, ctypes.addressof(buf), ctypes.addressof(ocount))
     found = {}  # type: t.Dict[int, int]
     seen = 0
-    aligned = _BSTAT_SIZE % 8 == 0
+    # The records' 8-byte words, read in place: bs_blocks of every record is picked at C speed, a batch without a
+    # large file costs one max(), and only the few large ones are unpacked.
+    words = memoryview(buf).cast("B").cast("q") if _BSTAT_SIZE % 8 == 0 else None
     while True:
         if not keep_going():
             return found, seen, False
@@ -93,16 +94,14 @@ def bulkstat_large_files(fd: int, min_blocks: int, batch: int = 1024,
         if count <= 0:
             return found, seen, True
         seen += count
-        raw = buf.raw[:count * _BSTAT_SIZE]
-        if aligned:
-            # Pick bs_blocks of every record at C speed; only the few large ones are unpacked.
-            words = array.array("q")
-            words.frombytes(raw)
-            blocks = words[_BLOCKS_WORD::_RECORD_WORDS]
+        if words is not None:
+            blocks = words[_BLOCKS_WORD:count * _RECORD_WORDS:_RECORD_WORDS]
+            if max(blocks) < min_blocks:
+                continue
             indexes = itertools.compress(range(count), map(min_blocks.__le__, blocks))
         else:  # pragma: no cover - the record is 8-byte aligned on every ABI we know
             indexes = range(count)
         for index in indexes:
-            ino, mode, nblocks = _INO_MODE_BLOCKS.unpack_from(raw, index * _BSTAT_SIZE)
+            ino, mode, nblocks = _INO_MODE_BLOCKS.unpack_from(buf, index * _BSTAT_SIZE)
             if nblocks >= min_blocks and stat.S_ISREG(mode):
                 found[ino] = nblocks

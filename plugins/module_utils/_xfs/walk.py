@@ -37,7 +37,7 @@ MAX_DEPTH = 200
 # Directory entries handled at once: per-entry tests run in C over a chunk; memory stays bounded in huge directories.
 _CHUNK = 4096
 _IS_DIR = operator.methodcaller("is_dir", follow_symlinks=False)
-_INODE = operator.methodcaller("inode")
+_INODE = os.DirEntry.inode
 _NAME = operator.attrgetter("name")
 # Python 3.7+ scans a directory from its descriptor; 3.6 through the /proc/self/fd link of it, which
 # names exactly the opened directory (no path is looked up again).
@@ -237,22 +237,32 @@ class TreeScan(object):
         """Walk the directory open as ``top_fd`` (closed here), reported as ``top_path``."""
         stack = []  # type: t.List[t.Tuple[_Dir, str, str, int]]  (parent, name, path, depth)
         try:
-            self._visit(top_fd, top_path.rstrip("/") or "/", 0, stack)
+            try:
+                top_links = os.fstat(top_fd).st_nlink
+            except OSError:
+                os.close(top_fd)
+                raise
+            self._visit(top_fd, top_path.rstrip("/") or "/", 0, stack, top_links)
             while stack and self.budget.stopped is None and self.budget.time_left() and self.remaining != set():
                 parent, name, path, depth = stack.pop()
-                fd = self._open_dir(parent, name, path)
+                fd, links = self._open_dir(parent, name, path)
                 if fd >= 0:
-                    self._visit(fd, path, depth, stack)
+                    self._visit(fd, path, depth, stack, links)
         finally:
             for parent, _name, _path, _depth in stack:
                 if parent.fd >= 0:
                     os.close(parent.fd)
                     parent.fd = -1
 
-    def _visit(self, fd: int, path: str, depth: int, stack: t.List[t.Tuple[_Dir, str, str, int]]) -> None:
-        """Read one directory, count the extents of its large files, queue its subdirectories."""
+    def _visit(self, fd: int, path: str, depth: int, stack: t.List[t.Tuple[_Dir, str, str, int]], links: int) -> None:
+        """Read one directory, count the extents of its large files, queue its subdirectories.
+
+        ``links`` is the directory's link count: XFS keeps it at 2 + its subdirectories, so at 2 no entry is a
+        directory and the per-entry type test is skipped (a subdirectory made after the fstat is missed, as one
+        made after the directory was read would be).
+        """
         try:
-            subdirs, big = self._read_dir(fd, path)
+            subdirs, big = self._read_dir(fd, path, links == 2)
             for name, ino in big:
                 self._count(fd, path, name, ino)
         except BaseException:
@@ -269,32 +279,38 @@ class TreeScan(object):
         for name in reversed(subdirs):
             stack.append((node, name, prefix + "/" + name, depth + 1))
 
-    def _open_dir(self, parent: _Dir, name: str, path: str) -> int:
+    def _open_dir(self, parent: _Dir, name: str, path: str) -> t.Tuple[int, int]:
+        """``(fd, link count)`` of a subdirectory, or ``(-1, 0)`` when it is not to be walked."""
         if path in self.mount_points:
             parent.release()
             self._skip(path, "mount point of %s; not crossed" % self.mount_points[path])
-            return -1
+            return -1, 0
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent.fd)
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 self.counts["errors"] += 1
                 self._skip(path, exc.strerror or str(exc))
-            return -1
+            return -1, 0
         finally:
             parent.release()
-        dev = os.fstat(fd).st_dev
-        if dev != self.dev:
+        try:
+            info = os.fstat(fd)
+        except OSError:
             os.close(fd)
-            self._skip(path, "mount point of %s; not crossed" % self.describe_dev(dev))
-            return -1
-        return fd
+            raise
+        if info.st_dev != self.dev:
+            os.close(fd)
+            self._skip(path, "mount point of %s; not crossed" % self.describe_dev(info.st_dev))
+            return -1, 0
+        return fd, info.st_nlink
 
-    def _read_dir(self, fd: int, path: str) -> t.Tuple[t.List[str], t.List[t.Tuple[str, int]]]:
+    def _read_dir(self, fd: int, path: str, leaf: bool = False) -> t.Tuple[t.List[str], t.List[t.Tuple[str, int]]]:
         """Subdirectory names and (name, inode) of the files large enough to open; counts the rest.
 
         Entries are taken in chunks and tested with map/compress, so the per-entry work runs in C: with bulkstat
-        candidates an entry that is not one costs a d_type test and a set lookup, no system call.
+        candidates an entry that is not one costs a set lookup (and a d_type test unless ``leaf``: the directory
+        has no subdirectory), no system call.
         """
         subdirs = []  # type: t.List[str]
         big = []  # type: t.List[t.Tuple[str, int]]
@@ -315,10 +331,14 @@ class TreeScan(object):
                             chunk = chunk[:max(0, room)]
                             budget.stopped = budget.stopped or "max_files"
                     budget.entries += len(chunk)
-                    dirs = list(map(_IS_DIR, chunk))
-                    found_dirs = len(subdirs)
-                    subdirs.extend(map(_NAME, itertools.compress(chunk, dirs)))
-                    others += len(chunk) - (len(subdirs) - found_dirs)
+                    if leaf:
+                        dirs = None  # type: t.Optional[t.List[bool]]
+                        others += len(chunk)
+                    else:
+                        dirs = list(map(_IS_DIR, chunk))
+                        found_dirs = len(subdirs)
+                        subdirs.extend(map(_NAME, itertools.compress(chunk, dirs)))
+                        others += len(chunk) - (len(subdirs) - found_dirs)
                     if candidates is not None:
                         # Candidates are regular files, so a directory's inode never matches: no need to leave them out.
                         if not candidates.keys().isdisjoint(map(_INODE, chunk)):
@@ -326,7 +346,7 @@ class TreeScan(object):
                             self.remaining.difference_update(entry.inode() for entry in met)
                             big.extend((entry.name, entry.inode()) for entry in met if entry.is_file(follow_symlinks=False))
                     else:
-                        for entry in itertools.compress(chunk, map(operator.not_, dirs)):
+                        for entry in (chunk if dirs is None else itertools.compress(chunk, map(operator.not_, dirs))):
                             if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_blocks * 512 >= min_bytes:
                                 big.append((entry.name, entry.inode()))
                     if budget.stopped or not budget.time_left():

@@ -169,3 +169,22 @@ def test_mount_points_by_path_are_not_entered(tmp_path, fake_extents):
     tree.walk(os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY), str(tmp_path))
     assert found.total == 0 and fake_extents == []
     assert tree.skipped == [{"path": str(tmp_path / "loop"), "reason": "mount point of a bind mount of this file system (/); not crossed"}]
+
+
+def test_directory_without_subdirectories_skips_the_type_test(tmp_path, fake_extents, monkeypatch):
+    # A link count of 2 says the directory has no subdirectory (XFS, ext4 and tmpfs keep it so): its entries are
+    # matched against the candidates without a type test each, and the result is the same.
+    (tmp_path / "a" / "leaf").mkdir(parents=True)
+    for index in range(5):
+        _file(tmp_path / "a" / "leaf" / ("f%d" % index), 8)
+    _file(tmp_path / "a" / "big", 64)
+    listed = [tmp_path / "a" / "leaf" / "f3", tmp_path / "a" / "big"]
+    if os.stat(str(tmp_path / "a" / "leaf")).st_nlink != 2:
+        pytest.skip("this file system does not keep directory link counts")
+    tested = []
+    monkeypatch.setattr(walk, "_IS_DIR", lambda entry: tested.append(entry.name) or entry.is_dir(follow_symlinks=False))
+    candidates = dict((os.stat(str(path)).st_ino, 16) for path in listed)
+    tree, found = _scan(tmp_path, candidates=candidates)
+    assert sorted(item["path"] for item in found.worst_first()) == sorted(str(path) for path in listed)
+    assert not [name for name in tested if name.startswith("f")] and "big" in tested
+    assert tree.counts["too_small"] == 4 and tree.counts["directories"] == 3 and tree.counts["opened"] == 2
