@@ -19,9 +19,22 @@ description:
     C(sos_commands/kernel/sysctl_-a), C(sos_commands/kernel/uname_-a), C(sos_commands/host/hostname),
     C(sos_commands/date/date), C(installed-rpms), and the sysctl configuration (C(etc/sysctl.conf),
     C(etc/sysctl.d), C(run/sysctl.d), C(usr/lib/sysctl.d), C(usr/local/lib/sysctl.d), C(lib/sysctl.d))."
-  - "supportconfig layout: C(memory.txt), C(messages.txt), C(boot.txt), C(basic-environment.txt), C(env.txt) and a
-    few more; their C(#==[ Configuration File ]==#) and C(#==[ Command ]==#) sections are written out at the host
-    paths they came from (C(/proc/meminfo) to C(proc/meminfo), C(sysctl -a) to C(sos_commands/kernel/sysctl_-a))."
+  - "supportconfig layout (as supportutils' C(supportconfig) writes it): C(basic-environment.txt) (C(date),
+    C(uname -a)), C(memory.txt) (C(/proc/meminfo), C(pagetypeinfo), C(vmstat), C(buddyinfo), C(slabinfo), C(zoneinfo),
+    C(sysctl -a | grep ^vm)), C(proc.txt) (C(/proc/sys/vm/*), C(/proc/sys/kernel/osrelease)), C(env.txt) (the
+    sysctl.d tree and C(sysctl -a)), C(messages.txt) (C(/var/log/messages), or C(journalctl --output=short-iso) on
+    hosts without it), C(boot.txt) (the boot's journal, used only when C(messages.txt) holds no log, and
+    C(dmesg -T)), and the rotated C(messages-<date>.txt) of C(supportconfig -l). Their C(#==[ Command ]==#),
+    C(#==[ Configuration File ]==#) and C(#==[ Log File ]==#) sections are written out at the host paths they came
+    from (C(/proc/meminfo) to C(proc/meminfo), C(sysctl -a) to C(sos_commands/kernel/sysctl_-a)); each file may
+    supply only what supportconfig puts in it (a C(/proc/buddyinfo) section inside C(messages.txt) is ignored with a
+    note). A sysctl.d name supportconfig lists as C(File not found) (a mask, a link to C(/dev/null)) is written
+    empty, which masks it as the link did."
+  - "When the capture has no C(proc/sys/kernel/osrelease) (sos seldom copies it), the kernel release found in
+    C(uname -a), C(proc/version) or C(installed-rpms) is written there; and each vm key of the capture's C(sysctl -a)
+    that C(proc/sys/vm) lacks is written as C(proc/sys/vm/<name>) (sos seldom copies C(proc/sys/vm)). So
+    M(memfrag.linux.memory_facts) reads the release and the vm tunables under the capture's C(proc) as on a live
+    host."
   - "Archives are untrusted. Nothing is extracted with C(extractall); members are read one by one and only regular
     file content is written, by this module, under the run's directory. Members with absolute names or C(..)
     components are refused; symlinks and hard links are resolved inside the archive and refused when they point
@@ -70,7 +83,10 @@ options:
     default: 100
 notes:
   - Runs where the archives are; the C(memfrag.linux.archive) playbook runs it on localhost.
-  - Check mode is not supported in a meaningful way (the run directory is the product); it runs as usual.
+  - "Check mode writes nothing: each archive's headers are read (a compressed archive is decompressed to read
+    them) and every refusal applies, but no run directory is made and no member content is read; the captures
+    list what would be extracted (RV(captures[].would_extract)) and are named from the archive's name. With
+    O(state=absent) check mode removes nothing."
 """
 
 EXAMPLES = r"""
@@ -90,7 +106,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 run_dir:
-  description: The directory this run made and extracted into; remove it with O(state=absent).
+  description: The directory this run made and extracted into; remove it with O(state=absent). Null in check mode.
   returned: always
   type: str
 captures:
@@ -166,12 +182,24 @@ captures:
       description: Members skipped or refused and other remarks, one message each.
       type: list
       elements: str
+    would_extract:
+      description: In check mode, the members (relative to the capture's top directory) that would be extracted.
+      type: list
+      elements: str
+      returned: in check mode
+    would_extract_bytes:
+      description: In check mode, their declared size.
+      type: int
+      returned: in check mode
     sysctl:
       description:
         - The precedence model over the capture's sysctl tree. C(keys) maps each vm key set by a file to its winner
           under systemd-sysctl (C(systemd)) and C(sysctl --system) (C(procps)), the captured running value
           (C(running)) and whether it equals what boot applies (C(running_matches_boot)); C(running_differs) says it
           in words; C(files), C(shadowed), C(masked), C(warnings) as M(memfrag.linux.vm_sysctl) reports them.
+        - "C(running_source) says where the running values came from (C(sysctl -a), then C(proc/sys/vm) for keys
+          it lacks: sos seldom copies C(proc/sys/vm))."
+        - "Not modelled: SUSE's C(/boot/sysctl.conf-<release>), which C(env.txt) lists and SUSE's procps applies."
       type: dict
 refused:
   description: Archives refused as a whole, each with the reason.
@@ -188,7 +216,7 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.memfrag.linux.plugins.module_utils._archive.capture import open_capture
+from ansible_collections.memfrag.linux.plugins.module_utils._archive.capture import open_capture, plan_capture
 from ansible_collections.memfrag.linux.plugins.module_utils._archive.extract import ArchiveError
 
 PREFIX = "memfrag-archive-"
@@ -207,6 +235,37 @@ def _remove(module, run_dir):
     module.exit_json(changed=True, run_dir=run_dir)
 
 
+def _unique_hosts(captures):
+    """Names that repeat get -2, -3 (the inventory has one host per name)."""
+    hosts = {}
+    for capture in captures:
+        host = capture["host"]
+        hosts[host] = hosts.get(host, 0) + 1
+        if hosts[host] > 1:
+            capture["notes"].append("another archive has the host name %s: this one is %s-%d" % (host, host, hosts[host]))
+            capture["host"] = "%s-%d" % (host, hosts[host])
+            if "summary" in capture:
+                capture["summary"].append(capture["notes"][-1])
+
+
+def _plan(module, sources, limits):
+    """Check mode: read each archive's headers, apply every refusal, and say what would be extracted; write
+    nothing (no run directory)."""
+    captures = []
+    refused = []
+    for source in sources:
+        try:
+            captures.append(plan_capture(source, limits))
+        except ArchiveError as exc:
+            refused.append({"source": source, "msg": str(exc)})
+        except (IOError, OSError, ValueError) as exc:
+            module.fail_json(msg="reading %s failed: %s" % (source, exc))
+    _unique_hosts(captures)
+    for entry in refused:
+        module.warn("%s refused: %s" % (entry["source"], entry["msg"]))
+    module.exit_json(changed=bool(captures), run_dir=None, captures=captures, refused=refused)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -223,6 +282,9 @@ def main():
     )
     params = module.params
     if params["state"] == "absent":
+        if module.check_mode:
+            # Nothing was extracted in check mode, so there is nothing to remove; never delete in check mode.
+            module.exit_json(changed=bool(params["run_dir"]) and os.path.isdir(params["run_dir"]), run_dir=params["run_dir"])
         _remove(module, params["run_dir"])
     for name in ("max_member_bytes", "max_total_bytes", "max_ratio"):
         if params[name] < 1:
@@ -231,6 +293,8 @@ def main():
     if not os.path.isdir(work_dir):
         module.fail_json(msg="work_dir %s is not a directory" % work_dir)
     limits = dict((name, params[name]) for name in ("max_member_bytes", "max_total_bytes", "max_ratio"))
+    if module.check_mode:
+        _plan(module, params["archive_paths"], limits)
     run_dir = tempfile.mkdtemp(prefix=PREFIX, dir=work_dir)
     done = False
     try:
@@ -238,7 +302,6 @@ def main():
             handle.write("made by memfrag.linux.capture_extract; removed at the end of the run\n")
         captures = []
         refused = []
-        hosts = {}
         for number, source in enumerate(params["archive_paths"], 1):
             dest = os.path.join(run_dir, "%03d" % number)
             os.mkdir(dest, 0o700)
@@ -248,13 +311,8 @@ def main():
                 shutil.rmtree(dest, ignore_errors=True)
                 refused.append({"source": source, "msg": str(exc)})
                 continue
-            host = capture["host"]
-            hosts[host] = hosts.get(host, 0) + 1
-            if hosts[host] > 1:
-                capture["notes"].append("another archive has the host name %s: this one is %s-%d" % (
-                    host, host, hosts[host]))
-                capture["host"] = "%s-%d" % (host, hosts[host])
             captures.append(capture)
+        _unique_hosts(captures)
         done = True
     except (IOError, OSError, ValueError) as exc:
         module.fail_json(msg="extracting the archives failed: %s" % exc)

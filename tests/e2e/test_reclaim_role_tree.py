@@ -37,7 +37,9 @@ def reclaim_fact(run):
 
 def test_short_zone_runs_the_ladder_in_order(run_playbook, tmp_path):
     root = make_tree(tmp_path)
-    run = run_playbook(PLAYBOOK, extra_vars=role_vars(root))
+    # hugetlb_compact is opt-in (not in the default bounded steps): asked for here, so every step runs.
+    every_step = dict(reclaim_bounded_steps=["hugetlb_compact", "cgroup_reclaim"])
+    run = run_playbook(PLAYBOOK, extra_vars=role_vars(root, **every_step))
     assert run.rc == 0, run.stdout[-3000:]
     fact = reclaim_fact(run)
     assert fact["needed"] is True
@@ -64,7 +66,7 @@ def test_short_zone_runs_the_ladder_in_order(run_playbook, tmp_path):
     # Within the cooldown a second run is held back at the first step and writes nothing.
     for name in ("compact_memory", "drop_caches"):
         (root / "proc/sys/vm" / name).write_text("")
-    again = run_playbook(PLAYBOOK, extra_vars=role_vars(root))
+    again = run_playbook(PLAYBOOK, extra_vars=role_vars(root, **every_step))
     assert again.rc == 0
     fact = reclaim_fact(again)
     assert [(a["action"], a["changed"], a["refused"]) for a in fact["actions"]] == [("reclaim_memory", False, "cooldown")]
@@ -108,9 +110,11 @@ def test_check_mode_lists_what_would_be_done(run_playbook, tmp_path):
     assert run.rc == 0
     fact = reclaim_fact(run)
     assert fact["check_mode"] is True
-    assert [a["summary"].split(":")[0] for a in fact["actions"]] == ["check mode"] * 4
+    # the default ladder: compaction, memory.reclaim, the page-cache drop (hugetlb_compact is opt-in)
+    assert [a["action"] for a in fact["actions"]] == ["compact", "cgroup_reclaim", "drop_pagecache"]
+    assert [a["summary"].split(":")[0] for a in fact["actions"]] == ["check mode"] * 3
     assert "would write 1 to" in fact["actions"][0]["summary"]
-    assert "would sync (at most 60s), then write 1 to" in fact["actions"][3]["summary"]
+    assert "would sync (at most 60s), then write 1 to" in fact["actions"][2]["summary"]
     assert (root / "proc/sys/vm/compact_memory").read_text() == ""
     assert (root / "proc/sys/vm/nr_hugepages").read_text() == "0\n"
     assert (root / "proc/sys/vm/drop_caches").read_text() == ""
@@ -129,7 +133,9 @@ def test_missing_compaction_is_skipped_with_the_reason(run_playbook, tmp_path):
     assert "CONFIG_COMPACTION" in result["steps"][0]["summary"]
     actions = reclaim_fact_of(run, "localhost")["actions"]
     assert actions[0]["action"] == "compact" and actions[0]["refused"] == "missing"
-    assert actions[1]["action"] == "hugetlb_compact" and actions[1]["changed"] is True
+    assert actions[1]["action"] == "cgroup memory.reclaim" and actions[1]["changed"] is True
+    # the default ladder never touches nr_hugepages (hugetlb_compact is opt-in)
+    assert (root / "proc/sys/vm/nr_hugepages").read_text() == "0\n"
 
 
 def test_serial_batches_and_max_fail_percentage(run_playbook, tmp_path):
@@ -178,3 +184,19 @@ def test_deprecated_rollout_names_are_gone():
     with open(PLAYBOOK) as handle:
         text = handle.read()
     assert "reclaim_serial" not in text and "reclaim_max_fail_percentage" not in text
+
+
+def test_memory_reclaim_is_capped_at_the_inactive_page_cache(run_playbook, tmp_path):
+    """Asked for more than its inactive list, memory.reclaim evicts hot cache: the request stops at Inactive(file)."""
+    root = make_tree(tmp_path)
+    meminfo = root / "proc" / "meminfo"
+    meminfo.write_text(meminfo.read_text().replace("Inactive(file):  1836388 kB", "Inactive(file):    20480 kB"))
+    run = run_playbook(PLAYBOOK, extra_vars=role_vars(root, reclaim_allow_drop_pagecache=False))
+    assert run.rc == 0, run.stdout[-3000:]
+    fact = reclaim_fact(run)
+    assert [a["action"] for a in fact["actions"]] == ["compact_memory", "cgroup memory.reclaim",
+                                                      "compact_memory after memory.reclaim"]
+    # the shortfall is 189056 KiB; the inactive page cache, 20 MiB, is all that is asked for
+    assert (root / "sys/fs/cgroup/memory.reclaim").read_text() == str(20480 * 1024)
+    assert "capped at the inactive page cache" in fact["actions"][1]["summary"]
+    assert (root / "proc/sys/vm/drop_caches").read_text() == ""

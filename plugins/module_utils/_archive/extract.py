@@ -273,12 +273,14 @@ def _open_member(member: Member, tar: t.Optional[tarfile.TarFile]) -> t.BinaryIO
     return os.fdopen(fd, "rb")
 
 
-def copy_selected(members: t.Mapping[str, Member], top: str, patterns: t.Sequence[str], dest_root: str,
+def copy_selected(members: t.Mapping[str, Member], top: str, patterns: t.Sequence[str], dest_root: t.Optional[str],
                   tar: t.Optional[tarfile.TarFile], limits: t.Mapping[str, int],
                   notes: Notes) -> t.Dict[str, t.Any]:
     """Write every member under ``top`` whose name (relative to ``top``) matches ``patterns`` to
     ``dest_root/<relative name>`` as a regular file with the member's mtime (syslog lines carry no year:
-    the scanner takes it from the file's mtime). Returns {"files": {relative: bytes}, "bytes": total}."""
+    the scanner takes it from the file's mtime). Returns {"files": {relative: bytes}, "bytes": total}.
+    With ``dest_root`` None nothing is opened or written: the files are those that would be, with their
+    declared sizes (check mode)."""
     prefix = top + "/" if top else ""
     wanted = []  # type: t.List[t.Tuple[str, Member]]
     for name in sorted(members):
@@ -304,6 +306,8 @@ def copy_selected(members: t.Mapping[str, Member], top: str, patterns: t.Sequenc
     if declared > limits["max_total_bytes"]:
         raise ArchiveError("the members needed hold %d bytes, over the %d-byte limit: refused" % (
             declared, limits["max_total_bytes"]))
+    if dest_root is None:
+        return {"files": dict((relative, target.size) for relative, target in wanted), "bytes": declared}
     # In stream order, so a compressed archive is read forward once.
     wanted.sort(key=lambda item: getattr(item[1].handle, "offset", 0))
     files = {}  # type: t.Dict[str, int]
@@ -330,9 +334,10 @@ def copy_selected(members: t.Mapping[str, Member], top: str, patterns: t.Sequenc
 
 
 def read_capture(source: str, markers: t.Sequence[str], patterns_of: t.Callable[[t.Mapping[str, Member], str], t.Sequence[str]],
-                 dest_root: str, limits: t.Optional[t.Mapping[str, int]] = None) -> t.Dict[str, t.Any]:
+                 dest_root: t.Optional[str], limits: t.Optional[t.Mapping[str, int]] = None) -> t.Dict[str, t.Any]:
     """Copy what ``patterns_of(members, top)`` selects from the archive or directory ``source`` into
-    ``dest_root`` (which must exist, empty, owned by this run). Returns {"top", "files", "bytes", "notes",
+    ``dest_root`` (which must exist, empty, owned by this run); with ``dest_root`` None, only read the
+    archive's headers and say what would be copied (every refusal still applies). Returns {"top", "files", "bytes", "notes",
     "newest_mtime", "format"}; raises ArchiveError when the whole capture is refused."""
     merged = dict(DEFAULT_LIMITS)
     merged.update(limits or {})

@@ -47,6 +47,8 @@ class FakeHost(Host):
                    "SReclaimable": self.start.get("sreclaimable_mb", 100) * MIB,
                    "Dirty": self.start.get("dirty_mb", 0) * MIB, "Writeback": 0,
                    "SwapTotal": self.start.get("swap_mb", 0) * MIB, "Hugepagesize": 2 * MIB}
+        if self.start.get("inactive_file_mb", 1024) is not None:
+            meminfo["Inactive(file)"] = self.start.get("inactive_file_mb", 1024) * MIB
         return {"zones": [zone], "meminfo": meminfo, "counters": None, "warnings": []}
 
     def write(self, path, value):
