@@ -25,6 +25,11 @@ VM_KEYS = ("swappiness", "min_free_kbytes", "vfs_cache_pressure", "watermark_sca
 SYSCTL_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d", "lib/sysctl.d")
 SYSTEMD_CANDIDATES = ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
 TOOLS = {"systemd": ("systemd-sysctl", []), "procps": ("sysctl", ["--system"])}
+# What each fake /proc/sys/vm file holds before a run. procps opens with "w" (truncates) and writes the value
+# and a newline; systemd-sysctl opens without O_TRUNC (as /proc needs nothing else) and writes the value and a
+# newline over the start. No value either writes starts with a tab (both strip it), so a file still starting
+# with one was not written; an empty value (``vm.swappiness =``) shows as a lone newline.
+UNWRITTEN = b"\tunwritten-by-oracle\n"
 
 
 def systemd_sysctl():
@@ -122,8 +127,8 @@ def build_tree(root, case):
 
 def reset_proc(root):
     for key in VM_KEYS:
-        with open(os.path.join(root, "proc", "sys", "vm", key), "wb"):
-            pass
+        with open(os.path.join(root, "proc", "sys", "vm", key), "wb") as handle:
+            handle.write(UNWRITTEN)
         os.chmod(os.path.join(root, "proc", "sys", "vm", key), 0o644)
 
 
@@ -144,9 +149,13 @@ def run_applier(root, toolbox, applier):
         info = os.lstat(path)
         assert stat.S_ISREG(info.st_mode), path
         with open(path, "rb") as handle:
-            data = handle.read().decode("utf-8", "surrogateescape")
-        # Both tools write the value and a newline into the (empty, so never stale) fake file.
-        written["vm." + key] = data[:-1] if data.endswith("\n") else (data or None)
+            raw = handle.read()
+        if raw.startswith(b"\t"):
+            written["vm." + key] = None
+            continue
+        data = raw.decode("utf-8", "surrogateescape")
+        # The last write is the text up to the first newline (neither tool writes one inside a value).
+        written["vm." + key] = data.split("\n", 1)[0]
     return written, proc
 
 
@@ -198,6 +207,8 @@ def candidates(root, case, written):
         for number, line in enumerate(text.split("\n"), 1):
             if written and written in line:
                 found.add((path, number))
+            elif not written and "=" in line and not line.split("=", 1)[1].strip(" \t\r\v\f"):
+                found.add((path, number))  # an empty value
     return found
 
 

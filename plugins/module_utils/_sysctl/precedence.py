@@ -21,8 +21,9 @@ Where they differ (so the winner is reported per applier):
 - systemd keeps one entry per key: a later line replaces an earlier one (one with the same value
   text keeps the earlier's place), an exclusion ``-key`` replaces it too, so the key is not written
   at all; globs then skip every key that has an entry. procps writes every line in order (the last
-  write wins); a glob skips a key only when some line spells exactly the same path (``vm//x`` does
-  not keep a glob off ``vm/x``), and an exclusion only keeps globs away;
+  write wins); a glob skips a key only when some line spells exactly the path glob() returned, which
+  keeps the glob's own spelling (``vm//x`` does not keep ``vm.*`` off ``vm/x``, nor does ``vm.x`` keep
+  ``vm//*`` off it), and an exclusion only keeps globs away (a glob exclusion ``-vm.dirty_*`` none);
 - line splitting and blank stripping differ (see dropin.py).
 
 Symlinks under ``config_root`` are followed as the booted image would, with ``config_root`` as
@@ -385,6 +386,45 @@ def _glob_matches(pattern: str, target: str) -> bool:
     return True
 
 
+def _procps_glob_result(path: str, target: str) -> t.Optional[str]:
+    """The path glob(3) returns for ``target`` (``vm/swappiness``) from procps' pattern ``path``, or None.
+
+    glob() keeps the pattern's own spelling and only replaces its wildcard components:
+    ``/proc/sys/vm//swap*`` gives ``/proc/sys/vm//swappiness``, which procps then compares as a string
+    with the paths other lines spell (so ``vm.swappiness`` does not keep that glob off the key).
+    """
+    if path.endswith("/"):
+        return None
+    wanted = ["proc", "sys"] + target.split("/")
+    resolved = []  # type: t.List[str]  # where the kernel has got to
+    spelled = []  # type: t.List[str]
+    for part in path.split("/"):
+        if part in ("", "."):
+            spelled.append(part)
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            spelled.append(part)
+            continue
+        if _has_magic(part):
+            index = len(resolved)
+            if resolved != wanted[:index] or index >= len(wanted):
+                return None
+            name = wanted[index]
+            if not _glob_regex(part).match(name) or (name.startswith(".") and not part.startswith(".")):
+                return None
+            part = name
+        resolved.append(part)
+        spelled.append(part)
+    return "/".join(spelled) if resolved == wanted else None
+
+
+def _procps_is_glob(assignment: Assignment) -> bool:
+    # procps decides on the path as spelled (string_is_glob(node->path)), before the kernel resolves it.
+    return any(char in (assignment.path or "") for char in "*?[")
+
+
 def _describe(conf: ConfigFile, assignment: Assignment) -> t.Dict[str, t.Any]:
     return {"file": conf.path, "line": assignment.line_number, "value": assignment.value, "glob": assignment.glob}
 
@@ -424,9 +464,8 @@ def _systemd_winner(files: t.Sequence[ConfigFile], target: str) -> t.Dict[str, t
 
 
 def _procps_winner(files: t.Sequence[ConfigFile], target: str) -> t.Dict[str, t.Any]:
-    # procps writes every line in order; a glob skips keys some line (even an exclusion) spells
-    # exactly as "/proc/sys/<key>", compared as strings.
-    exact = "/proc/sys/" + target
+    # procps writes every line in order; a glob skips a key when some line (even an exclusion) spells
+    # exactly the path glob() returned for it, compared as strings.
     spelled = set()  # type: t.Set[str]
     for conf in files:
         for assignment in conf.assignments("procps"):
@@ -436,8 +475,9 @@ def _procps_winner(files: t.Sequence[ConfigFile], target: str) -> t.Dict[str, t.
         for assignment in conf.assignments("procps"):
             if assignment.exclude:
                 continue
-            if assignment.glob:
-                if exact not in spelled and _glob_matches((assignment.path or "")[len("/proc/sys/"):], target):
+            if _procps_is_glob(assignment):
+                result = _procps_glob_result(assignment.path or "", target)
+                if result is not None and result not in spelled:
                     best = (conf, assignment)
             elif assignment.target == target:
                 best = (conf, assignment)
@@ -456,7 +496,11 @@ def _assignments_of(files: t.Sequence[ConfigFile], target: str, applier: str) ->
         for assignment in conf.assignments(applier):
             if assignment.exclude:
                 continue
-            pattern = assignment.target if applier == "systemd" else (assignment.path or "")[len("/proc/sys/"):]
+            if applier == "procps" and _procps_is_glob(assignment):
+                if _procps_glob_result(assignment.path or "", target) is not None:
+                    found.append(_describe(conf, assignment))
+                continue
+            pattern = assignment.target
             if (assignment.glob and pattern and _glob_matches(pattern, target)) or assignment.target == target:
                 found.append(_describe(conf, assignment))
     return found
