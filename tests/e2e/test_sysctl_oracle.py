@@ -16,11 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, seed, settings
 
 from collection_tree import REPO_ROOT, collections_root
+from helpers import sysctl_fuzz as fuzz
 from helpers import sysctl_oracle as oracle
 from helpers.sysctl_chroot import REFUSED
 
@@ -29,6 +32,8 @@ with open(TREES_FILE, encoding="utf-8") as _handle:
     TREES = yaml.safe_load(_handle)
 KEYS = ["vm." + key for key in oracle.VM_KEYS]
 APPLIER_NAMES = {"systemd": "systemd-sysctl", "procps": "sysctl --system"}
+# Random trees per run of the suite (fixed seed); tests/benchmarks/fuzz_sysctl_oracle.py runs hundreds.
+FUZZ_EXAMPLES = int(os.environ.get("MEMFRAG_SYSCTL_FUZZ_EXAMPLES", "30"))
 
 
 @pytest.fixture(scope="session")
@@ -160,3 +165,18 @@ def test_exclusion_in_our_own_dropin_is_removed(toolbox, tmp_path):
     for applier in ("systemd", "procps"):
         written, _run = oracle.run_applier(root, toolbox["path"], applier)
         assert (written["vm.swappiness"], written["vm.dirty_ratio"]) == ("17", "12"), applier
+
+
+@seed(20261130)
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                 HealthCheck.data_too_large])
+@given(case=fuzz.trees())
+def test_random_trees_agree_with_both_appliers(toolbox, case):
+    """Random trees (shadowing, masks, links, spellings, globs, blanks, CRLF): the model names what each wrote."""
+    work = tempfile.mkdtemp(prefix="sysctl-fuzz-")
+    try:
+        problems = fuzz.check_tree(os.path.join(work, "root"), case, toolbox["path"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert not problems, "\n".join(problems + [repr(case)])

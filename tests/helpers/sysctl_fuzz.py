@@ -24,11 +24,11 @@ PLACES = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib
 NAMES = ("10-a.conf", "50-b.conf", "60-memfrag.conf", "99-sysctl.conf", "Z.conf", ".h.conf", "50-b.conf.bak",
          "README")
 GLOBS = ("vm.swap*", "vm.*", "vm.dirty_*", "vm.*ratio", "vm.?wappiness", "vm.[ds]*", "vm/dirty_*", "vm*",
-         "vm.*_ratio", "vm.dirty_[b]*")
+         "vm.*_ratio", "vm.dirty_[b]*", "v?.swappiness", "vm.[!d]*", "vm.swap[", "vm.{swap,dirty}*")
 
 
 def _spell(draw, key):
-    """One spelling of ``key`` (``vm.swappiness``) that both tools may read as that key, or not."""
+    """One spelling of ``key`` (``vm.swappiness``, or a glob) that both tools may read as that key, or not."""
     name = key[3:]
     form = draw(st.sampled_from(("dot", "dot", "slash", "double", "dotdot", "lead", "dotcomp", "trail")))
     return {"dot": "vm." + name, "slash": "vm/" + name, "double": "vm//" + name, "dotdot": "vm.." + name,
@@ -44,17 +44,20 @@ def _line(draw, counter):
     kind = draw(st.sampled_from(("set", "set", "set", "set", "glob", "exclude", "exclude_glob", "comment",
                                  "invalid", "blank", "long")))
     if kind in ("set", "glob"):
-        counter[0] += 1
-        number = str(1000 + counter[0])
-        key = _spell(draw, draw(st.sampled_from(KEYS))) if kind == "set" else draw(st.sampled_from(GLOBS))
+        if counter[0] and draw(st.integers(min_value=0, max_value=5)) == 0:
+            number = str(1000 + counter[0])  # the same value text again (systemd keeps the earlier place)
+        else:
+            counter[0] += 1
+            number = str(1000 + counter[0])
+        key = _spell(draw, draw(st.sampled_from(KEYS if kind == "set" else GLOBS)))
         value = draw(st.sampled_from(("{n}", "{n}", "{n} 7", "{n}\t7", '"{n}"', "{n} # note", "{n} ; x",
-                                      "{n}=2", "'{n}'"))).format(n=number)
+                                      "{n}=2", "'{n}'", "", "{n}\v", "{n}\f"))).format(n=number)
         dash = draw(st.sampled_from(("", "", "", "-")))
         return "%s%s%s%s=%s%s%s" % (_blank(draw), dash, key, _blank(draw), _blank(draw), value, _blank(draw))
     if kind == "exclude":
         return "%s-%s%s" % (_blank(draw), _spell(draw, draw(st.sampled_from(KEYS))), _blank(draw))
     if kind == "exclude_glob":
-        return "-" + draw(st.sampled_from(GLOBS))
+        return "-" + _spell(draw, draw(st.sampled_from(GLOBS)))
     if kind == "comment":
         return "%s%s %s = 1" % (_blank(draw), draw(st.sampled_from("#;")), draw(st.sampled_from(KEYS)))
     if kind == "invalid":
@@ -88,7 +91,7 @@ def trees(draw):
             continue
         taken.add(path)
         kind = draw(st.sampled_from(("text", "text", "text", "text", "empty", "blank", "null", "link", "abslink",
-                                     "dangling", "dir")))
+                                     "dangling", "dir", "sibling", "loop", "linkdir")))
         if kind == "text":
             case["files"][path] = draw(_text(counter))
             real_files.append(path)
@@ -102,11 +105,35 @@ def trees(draw):
             case["links"][path] = "/nowhere/x.conf"
         elif kind == "dir":
             case["dirs"].append(path)
+        elif kind == "loop":
+            case["links"][path] = os.path.basename(path)
+        elif kind == "linkdir":
+            case["links"][path] = "/usr/lib/sysctl.d"
+        elif kind == "sibling":
+            # A link to another entry of the tree (a vendor file, /etc/sysctl.conf, a link or a mask).
+            others = sorted(p for p in taken if p != path)
+            if not others:
+                continue
+            target = draw(st.sampled_from(others))
+            absolute = draw(st.booleans())
+            case["links"][path] = target if absolute else os.path.relpath(target, os.path.dirname(path))
         else:
             # A link to a file of its own outside the sysctl directories (Debian's 99-sysctl.conf, tuned).
             target = "/usr/share/site/%d.conf" % len(taken)
             case["files"][target] = draw(_text(counter))
             case["links"][path] = target if kind == "abslink" else os.path.relpath(target, os.path.dirname(path))
+    if draw(st.integers(min_value=0, max_value=7)) == 0:
+        # Merged /usr: /lib is a link to usr/lib, so /lib/sysctl.d is /usr/lib/sysctl.d.
+        usr = set(case["files"]) | set(case["links"]) | set(case["dirs"])
+        for kind in ("files", "links"):
+            for path in [p for p in case[kind] if p.startswith("/lib/")]:
+                value = case[kind].pop(path)
+                if "/usr" + path not in usr:  # the /usr/lib entry of that name is the one that exists
+                    case[kind]["/usr" + path] = value
+        case["dirs"] = ["/usr" + p if p.startswith("/lib/") else p for p in case["dirs"]
+                        if not (p.startswith("/lib/") and "/usr" + p in usr)]
+        case["make_dirs"] = [d for d in oracle.SYSCTL_DIRS if d != "lib/sysctl.d"]
+        case["links"]["/lib"] = "usr/lib"
     return case
 
 

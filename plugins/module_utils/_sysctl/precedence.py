@@ -24,6 +24,7 @@ Where they differ (so the winner is reported per applier):
   write wins); a glob skips a key only when some line spells exactly the path glob() returned, which
   keeps the glob's own spelling (``vm//x`` does not keep ``vm.*`` off ``vm/x``, nor does ``vm.x`` keep
   ``vm//*`` off it), and an exclusion only keeps globs away (a glob exclusion ``-vm.dirty_*`` none);
+- systemd expands braces in a glob key (``vm.{swap,dirty}* = 1``, GLOB_BRACE); procps does not;
 - line splitting and blank stripping differ (see dropin.py).
 
 Symlinks under ``config_root`` are followed as the booted image would, with ``config_root`` as
@@ -371,7 +372,24 @@ def shadow_of(boot: BootConfig, path: str) -> t.Optional[str]:
     return None
 
 
+def _brace_expansions(pattern: str) -> t.List[str]:
+    """Every pattern GLOB_BRACE makes of ``pattern`` (``vm/{swap,dirty}*``: ``vm/swap*``, ``vm/dirty*``)."""
+    braces = _brace_split(pattern)
+    if braces is None:
+        return [pattern]
+    before, alternatives, after = braces
+    found = []  # type: t.List[str]
+    for alternative in alternatives:
+        found.extend(_brace_expansions(before + alternative + after))
+    return found
+
+
 def _glob_matches(pattern: str, target: str) -> bool:
+    # systemd-sysctl globs keys with GLOB_BRACE (procps does not, see _procps_glob_result).
+    return any(_glob_matches_one(expanded, target) for expanded in _brace_expansions(pattern))
+
+
+def _glob_matches_one(pattern: str, target: str) -> bool:
     # glob(3) on /proc/sys paths: wildcards never cross a "/" and never match a leading ".".
     pattern_parts = pattern.strip("/").split("/")
     target_parts = target.split("/")

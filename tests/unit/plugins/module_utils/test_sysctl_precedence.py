@@ -145,3 +145,18 @@ def test_merged_usr_lib_link_is_read_once(tmp_path):
     assert [c.path for c in boot.order["systemd"]] == ["/usr/lib/sysctl.d/50-pid-max.conf",
                                                        "/usr/lib/sysctl.d/70-vendor.conf"]
     assert analyse(boot, ["vm.swappiness"])["vm.swappiness"]["value"] == "30"
+
+
+@pytest.mark.parametrize("path, target, result", [
+    ("/proc/sys/vm/swap*", "vm/swappiness", "/proc/sys/vm/swappiness"),
+    ("/proc/sys/vm//swap*", "vm/swappiness", "/proc/sys/vm//swappiness"),
+    ("/proc/sys//vm/./swap*", "vm/swappiness", "/proc/sys//vm/./swappiness"),
+    ("/proc/sys/v?/swappiness", "vm/swappiness", "/proc/sys/vm/swappiness"),
+    ("/proc/sys/vm/../vm/swap*", "vm/swappiness", "/proc/sys/vm/../vm/swappiness"),
+    ("/proc/sys/vm/swap*/", "vm/swappiness", None),
+    ("/proc/sys/vm/dirty_*", "vm/swappiness", None),
+    ("/proc/sys/vm*", "vm/swappiness", None),
+])
+def test_procps_glob_keeps_the_pattern_spelling(path, target, result):
+    from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import _procps_glob_result
+    assert _procps_glob_result(path, target) == result
