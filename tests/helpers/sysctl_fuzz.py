@@ -22,7 +22,7 @@ from helpers import sysctl_oracle as oracle
 KEYS = ["vm." + key for key in oracle.VM_KEYS]
 PLACES = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 NAMES = ("10-a.conf", "50-b.conf", "60-memfrag.conf", "99-sysctl.conf", "Z.conf", ".h.conf", "50-b.conf.bak",
-         "README")
+         "README", ".conf", "[1]0-a.conf", "*.conf", "5?-b.conf")
 GLOBS = ("vm.swap*", "vm.*", "vm.dirty_*", "vm.*ratio", "vm.?wappiness", "vm.[ds]*", "vm/dirty_*", "vm*",
          "vm.*_ratio", "vm.dirty_[b]*", "v?.swappiness", "vm.[!d]*", "vm.swap[", "vm.{swap,dirty}*")
 
@@ -42,7 +42,14 @@ def _blank(draw):
 @st.composite
 def _line(draw, counter):
     kind = draw(st.sampled_from(("set", "set", "set", "set", "glob", "exclude", "exclude_glob", "comment",
-                                 "invalid", "blank", "long")))
+                                 "invalid", "blank", "long", "control")))
+    if kind == "control":
+        # A control character that one tool takes as an end of line or a blank and the other does not.
+        counter[0] += 1
+        key = _spell(draw, draw(st.sampled_from(KEYS)))
+        return draw(st.sampled_from(("# c\f", "# c\v", "# c\r", "# c\x85", "# c\u2028", "\f", "\v", "x\x00",
+                                     ""))) + "%s = %d" % (key, 1000 + counter[0]) + draw(st.sampled_from(
+                                         ("", "\x00# c", "\r# c", "\v", "\f")))
     if kind in ("set", "glob"):
         if counter[0] and draw(st.integers(min_value=0, max_value=5)) == 0:
             number = str(1000 + counter[0])  # the same value text again (systemd keeps the earlier place)
@@ -70,7 +77,7 @@ def _line(draw, counter):
 @st.composite
 def _text(draw, counter):
     lines = draw(st.lists(_line(counter), min_size=1, max_size=5))
-    eol = draw(st.sampled_from(("\n", "\n", "\n", "\r\n")))
+    eol = draw(st.sampled_from(("\n", "\n", "\n", "\r\n", "\n\r", "\r")))
     text = eol.join(lines)
     if draw(st.booleans()):
         text += eol  # else: the last line has no newline

@@ -249,7 +249,7 @@ def common_lines(text: str) -> t.List[t.Tuple[int, str, t.Union[Assignment, str,
 
     The third item is the Assignment, None for a blank or comment line, ``"invalid"``, or
     ``"ambiguous"`` when systemd-sysctl and ``sysctl --system`` would read the line differently (an
-    embedded carriage return or NUL, a form feed or vertical tab at its edges, ``- key``).
+    embedded carriage return or NUL, a form feed or vertical tab at its edges, ``- key``, braces in a glob).
     """
     result = []  # type: t.List[t.Tuple[int, str, t.Union[Assignment, str, None]]]
     for number, line in enumerate(text.split("\n"), 1):
@@ -261,6 +261,8 @@ def common_lines(text: str) -> t.List[t.Tuple[int, str, t.Union[Assignment, str,
         procps = parse_line(number, line + "\n", "procps")
         if isinstance(systemd, Assignment) and isinstance(procps, Assignment):
             meaning = systemd if systemd.same_meaning(procps) and systemd.target else "ambiguous"  # type: t.Any
+            if systemd.glob and "{" in systemd.key:
+                meaning = "ambiguous"  # systemd-sysctl expands braces in a glob (GLOB_BRACE), procps does not
         elif systemd is None and procps is None:
             meaning = None
         elif systemd == "invalid" and procps == "invalid":

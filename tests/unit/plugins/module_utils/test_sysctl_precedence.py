@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import (
-    analyse, collect, overrides, resolve_in_root, shadow_of, values_equal)
+    _procps_glob_result, analyse, collect, overrides, resolve_in_root, shadow_of, values_equal)
 
 CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "sysctl_precedence.yml")
 with open(CASES_FILE) as _handle:
@@ -158,5 +158,4 @@ def test_merged_usr_lib_link_is_read_once(tmp_path):
     ("/proc/sys/vm*", "vm/swappiness", None),
 ])
 def test_procps_glob_keeps_the_pattern_spelling(path, target, result):
-    from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import _procps_glob_result
     assert _procps_glob_result(path, target) == result
