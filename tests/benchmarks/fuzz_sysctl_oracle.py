@@ -80,8 +80,8 @@ def main():
         print("---- disagreement")
         print("\n".join(problems))
         print(json.dumps(case))
-    print("trees: %d, disagreeing: %d, %.1f s, %.3f s per tree" % (count[0], len(found), elapsed,
-                                                                  elapsed / max(count[0], 1)))
+    per_tree = elapsed / max(count[0], 1)
+    print("trees: %d, disagreeing: %d, %.1f s, %.3f s per tree" % (count[0], len(found), elapsed, per_tree))
     return 1 if found else 0
 
 

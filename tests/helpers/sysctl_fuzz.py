@@ -91,7 +91,7 @@ def trees(draw):
     case = {"files": {}, "links": {}, "dirs": []}
     taken = set()
     real_files = []
-    for _ in range(draw(st.integers(min_value=1, max_value=6))):
+    for _entry in range(draw(st.integers(min_value=1, max_value=6))):
         place = draw(st.sampled_from(PLACES + ("/etc/sysctl.conf",)))
         path = place if place == "/etc/sysctl.conf" else place + "/" + draw(st.sampled_from(NAMES))
         if path in taken:
