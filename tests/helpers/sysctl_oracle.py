@@ -207,8 +207,9 @@ def candidates(root, case, written):
         for number, line in enumerate(text.split("\n"), 1):
             if written and written in line:
                 found.add((path, number))
-            elif not written and "=" in line and not line.split("=", 1)[1].strip(" \t\r\v\f"):
-                found.add((path, number))  # an empty value
+            elif not written and any("=" in piece and not piece.split("=", 1)[1].strip(" \t\v\f")
+                                     for piece in line.replace("\x00", "\r").split("\r")):
+                found.add((path, number))  # an empty value (systemd also ends lines at \r and NUL)
     return found
 
 
