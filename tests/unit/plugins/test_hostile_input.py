@@ -46,7 +46,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import check_options
 from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.runtime import write_sysctl
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import collect
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import analyse, collect, overrides, values_equal
 from ansible_collections.memfrag.linux.plugins.module_utils._xfs.defrag import parse_size
 from ansible_collections.memfrag.linux.tests.collection_tree import REPO_ROOT
 from ansible_collections.memfrag.linux.tests.helpers import hostile_tree as ht
@@ -139,6 +139,9 @@ CASES = (
     ("sysctl-write-fifo", "a `sys/vm/<tunable>` that `vm_sysctl` writes is swapped for a FIFO after its checks", FAILURE,
      "`<path>: a FIFO, socket or device, not a regular file; not written`, at once (the open waited for a reader "
      "forever)"),
+    ("sysctl-conf-huge-value", "a sysctl.d file under `config_root` setting a vm key to a number of 5,000 digits", FAILURE,
+     "`vm_sysctl` compares it as text, as the kernel refuses any number over 21 characters: `another sysctl file wins "
+     "at boot ... (wanted 10)` (was a ValueError traceback from Python's digit limit)"),
 )
 CASE_IDS = [case[0] for case in CASES]
 
@@ -580,6 +583,18 @@ def check_sysctl_write_fifo(tree, tmp_path):
     assert write_sysctl(root, "vm/swappiness", "10") is None and read_text(root, "sys/vm/swappiness") == "10\n"
 
 
+def check_sysctl_conf_huge_value(tree, tmp_path):
+    root = str(tmp_path / "etcroot")
+    for value in ("9" * 5000, "0x" + "f" * 5000, "-" + "9" * 5000):
+        ht.write(root, "usr/lib/sysctl.d/99-big.conf", "vm.swappiness = %s\n" % value)
+        boot = collect(root, {"/etc/sysctl.d/60-memfrag.conf": "vm.swappiness = 10\n"})
+        conflicting, _same = overrides(analyse(boot, ["vm.swappiness"]), "/etc/sysctl.d/60-memfrag.conf",
+                                       {"vm.swappiness": "10"})
+        assert len(conflicting) == 2 and all(c.endswith("(wanted 10)") for c in conflicting)
+    # What the kernel's proc_get_long() still takes (21 characters) compares as a number.
+    assert values_equal("0x" + "0" * 17 + "a", "10") and not values_equal("0" * 20 + "10", "10")
+
+
 CHECKS = {
     "fifo-required": check_fifo_required,
     "fifo-optional": check_fifo_optional,
@@ -613,6 +628,7 @@ CHECKS = {
     "page-size-too-large": check_page_size_too_large,
     "extsize-not-a-size": check_extsize_not_a_size,
     "sysctl-write-fifo": check_sysctl_write_fifo,
+    "sysctl-conf-huge-value": check_sysctl_conf_huge_value,
 }
 
 
