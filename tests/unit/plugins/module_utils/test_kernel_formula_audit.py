@@ -823,3 +823,21 @@ def test_log_modes_decoded_for_the_logs_kernel(name):
     events = [e for e in result["events"] if e.get("mode") is not None]
     assert [set(e["gfp_flags"]) for e in events] == flags
     assert all(e["gfp_release"] == release for e in events)
+
+
+# "INFO: task %s:%d blocked for more than %ld seconds." (a mail may wrap after "task"); comm is at most 15 bytes.
+_HUNG_PRINTED = re.compile(r"task\s+(\S{1,16}):(\d+) blocked for more than (\d+) seconds")
+# "Killed process %d (%s) ..." in every era; RHEL 6 put ", UID %d," after the pid.
+_KILLED_PRINTED = re.compile(r"Killed process (\d+)(?:, UID \d+,)? \(([^)]{1,16})\)")
+
+
+@pytest.mark.parametrize("name", _listing("logs"))
+def test_hung_task_and_oom_kill_fields_are_the_printed_ones(name):
+    text = _read("logs", name)
+    result, _state = scan(["files"], [os.path.join(CORPUS, "logs", name)], None, empty_state(), None, 10000, False,
+                          lambda _w: None, fallback_release="4.9.0")
+    events = result["events"]
+    assert sorted((e.get("comm"), e.get("pid"), e.get("seconds")) for e in events if e["kind"] == "hung_task") == \
+        sorted((m.group(1), int(m.group(2)), int(m.group(3))) for m in _HUNG_PRINTED.finditer(text))
+    assert sorted((e.get("comm"), e.get("killed_pid")) for e in events if e.get("form") == "oom_killed") == \
+        sorted((m.group(2), int(m.group(1))) for m in _KILLED_PRINTED.finditer(text))
