@@ -252,13 +252,13 @@ CAPTURES = {
     # 4.18 RHEL 8: DMA DMA32 Normal Movable Device, all printed (4.19-style)
     "rhel8": ("rhel8.0-4.18.0-80-sosreport.txt",) * 4 + ("4.18.0-80.el8.x86_64", _X86),
     # 5.14 CentOS Stream 9, a VM with no Normal memory: Normal printed empty; GFP_KERNEL's class is still Normal
-    "cs9": ("dma-dma32-no-normal-Khandevops1-linux.txt",) + ("centos-stream9-5.14.0-325-Khandevops1-linux.txt",) * 3
-           + ("5.14.0-325.el9.x86_64", _X86),
+    "cs9": (("dma-dma32-no-normal-Khandevops1-linux.txt",) + ("centos-stream9-5.14.0-325-Khandevops1-linux.txt",) * 3
+            + ("5.14.0-325.el9.x86_64", _X86)),
     # 3.13 Ubuntu: DMA DMA32 Normal (Movable configured, not printed), legacy per-order loop
     "ubuntu-3.13": ("ubuntu14.04-3.13.0-77-proc-snapshot.txt",) * 4 + ("3.13.0-77-generic", _X86),
     # 3.4.5 32-bit ARM: Normal HighMem Movable; Normal is zone 0; HighMem is judged as its own class
-    "android-3.4": ("android-highmem-GoCleverInsignia5-i5_info.txt",)
-                   + ("android-3.4.5-highmem-GoCleverInsignia5-i5_info.txt",) * 3 + ("3.4.5", {"Normal": 0, "HighMem": 1}),
+    "android-3.4": (("android-highmem-GoCleverInsignia5-i5_info.txt",)
+                    + ("android-3.4.5-highmem-GoCleverInsignia5-i5_info.txt",) * 3 + ("3.4.5", {"Normal": 0, "HighMem": 1})),
     # 2.6-era ARM720T: DMA Normal HighMem Movable configured, a DMA zone alone populated; no release: the
     # zoneinfo layout (all_unreclaimable) says legacy, which is 2.6's loop too
     "arm720t-2.6": ("dma-only-RandolphWang1-D2000.txt", None, "arm720t-2.6-era-RandolphWang1-D2000.txt", None, None,
@@ -690,28 +690,31 @@ def test_zoneinfo_6_13_plus_layout_and_free_highatomic(tmp_path):
 PAGETYPEINFO_PPC64_64K = """Page block order: 8
 Pages per block:  256
 
-Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8 
-Node    0, zone   Normal, type    Unmovable    120     40     10      3      1      0      0      0      0 
-Node    0, zone   Normal, type      Movable >100000  35000   9000   1200    300     60     12      2      1 
-Node    0, zone   Normal, type  Reclaimable      5      2      1      0      0      0      0      0      0 
-Node    0, zone   Normal, type   HighAtomic      0      0      0      0      0      0      0      0      0 
-Node    0, zone   Normal, type          CMA      0      0      0      0      0      0      0      0      4 
-Node    0, zone   Normal, type      Isolate      0      0      0      0      0      0      0      0      0 
-Node    8, zone   Normal, type    Unmovable      1      0      0      0      0      0      0      0      0 
-Node    8, zone   Normal, type      Movable      2      0      0      0      0      0      0      0      0 
-Node    8, zone   Normal, type  Reclaimable      0      0      0      0      0      0      0      0      0 
-Node    8, zone   Normal, type   HighAtomic      0      0      0      0      0      0      0      0      1 
-Node    8, zone   Normal, type          CMA      0      0      0      0      0      0      0      0      0 
-Node    8, zone   Normal, type      Isolate      0      0      0      0      0      0      0      0      0 
+Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8
+Node    0, zone   Normal, type    Unmovable    120     40     10      3      1      0      0      0      0
+Node    0, zone   Normal, type      Movable >100000  35000   9000   1200    300     60     12      2      1
+Node    0, zone   Normal, type  Reclaimable      5      2      1      0      0      0      0      0      0
+Node    0, zone   Normal, type   HighAtomic      0      0      0      0      0      0      0      0      0
+Node    0, zone   Normal, type          CMA      0      0      0      0      0      0      0      0      4
+Node    0, zone   Normal, type      Isolate      0      0      0      0      0      0      0      0      0
+Node    8, zone   Normal, type    Unmovable      1      0      0      0      0      0      0      0      0
+Node    8, zone   Normal, type      Movable      2      0      0      0      0      0      0      0      0
+Node    8, zone   Normal, type  Reclaimable      0      0      0      0      0      0      0      0      0
+Node    8, zone   Normal, type   HighAtomic      0      0      0      0      0      0      0      0      1
+Node    8, zone   Normal, type          CMA      0      0      0      0      0      0      0      0      0
+Node    8, zone   Normal, type      Isolate      0      0      0      0      0      0      0      0      0
 
-Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic          CMA      Isolate 
-Node 0, zone   Normal          120         3900           40            0            4            0 
-Node 8, zone   Normal            2          500            1            1            0            0 
+Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic          CMA      Isolate
+Node 0, zone   Normal          120         3900           40            0            4            0
+Node 8, zone   Normal            2          500            1            1            0            0
 
-Number of mixed blocks    Unmovable      Movable  Reclaimable   HighAtomic          CMA      Isolate 
-Node 0, zone   Normal            3            7            1            0            0            0 
-Node 8, zone   Normal            0            0            0            0            0            0 
+Number of mixed blocks    Unmovable      Movable  Reclaimable   HighAtomic          CMA      Isolate
+Node 0, zone   Normal            3            7            1            0            0            0
+Node 8, zone   Normal            0            0            0            0            0            0
 """
+# pagetypeinfo_show() ends every row with the blank after its last "%6lu " / "%12lu " cell; kept out of the source.
+PAGETYPEINFO_PPC64_64K = "\n".join(line + " " if line[:1] in ("F", "N") else line
+                                   for line in PAGETYPEINFO_PPC64_64K.split("\n"))
 
 
 def test_pagetypeinfo_64k_ppc64_nine_orders_cap_and_mixed_blocks(tmp_path):
@@ -841,3 +844,20 @@ def test_hung_task_and_oom_kill_fields_are_the_printed_ones(name):
         sorted((m.group(1), int(m.group(2)), int(m.group(3))) for m in _HUNG_PRINTED.finditer(text))
     assert sorted((e.get("comm"), e.get("killed_pid")) for e in events if e.get("form") == "oom_killed") == \
         sorted((m.group(2), int(m.group(1))) for m in _KILLED_PRINTED.finditer(text))
+
+
+@pytest.mark.parametrize("name", _listing("meminfo"))
+def test_meminfo_values_are_the_printed_kib(name):
+    """fs/proc/meminfo.c show_val_kb(): "%-16s%8lu kB" with kB = KiB; HugePages_* are plain counts."""
+    from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo
+
+    text = _read("meminfo", name)
+    expected = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        field, rest = line.split(":", 1)
+        words = rest.split()
+        expected[field.strip()] = int(words[0]) * (1024 if words[1:] == ["kB"] else 1)
+    fields, _warnings = parse_meminfo(text, name)
+    assert fields == expected
