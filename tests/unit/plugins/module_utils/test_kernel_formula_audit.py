@@ -221,6 +221,8 @@ def test_indexes_and_free_bytes_equal_the_kernel_formulas(name, tmp_path):
         assert zone["free_pages"] == fill_contig_page_info(nr_free, 0)[1]
         top = [o for o in orders if nr_free[o]]
         assert zone["largest_free_order"] == (top[-1] if top else -1)
+        assert zone["largest_free_block_bytes"] == (page_size << top[-1] if top else 0)
+        assert zone["free_bytes"] == sum(n << o for o, n in enumerate(nr_free)) * page_size
 
 
 def test_fragmentation_index_by_hand_on_the_fragmented_centos_capture(tmp_path):
