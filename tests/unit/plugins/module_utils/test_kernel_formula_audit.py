@@ -863,3 +863,21 @@ def test_meminfo_values_are_the_printed_kib(name):
         expected[field.strip()] = int(words[0]) * (1024 if words[1:] == ["kB"] else 1)
     fields, _warnings = parse_meminfo(text, name)
     assert fields == expected
+
+
+@pytest.mark.parametrize("line, order, mode", [
+    # 4.9-4.19 mm/oom_kill.c: "%s invoked oom-killer: gfp_mask=%#x(%pGg), nodemask=%*pbl, order=%d, oom_score_adj=%hd"
+    ("a.out invoked oom-killer: gfp_mask=0x24280ca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO), nodemask=0,2-3, order=0, "
+     "oom_score_adj=0", 0, 0x24280ca),  # an MPOL_BIND allocation: %*pbl prints a list with commas
+    ("a.out invoked oom-killer: gfp_mask=0x24280ca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO), nodemask=0-1023, order=2, "
+     "oom_score_adj=0", 2, 0x24280ca),
+    ("a.out invoked oom-killer: gfp_mask=0x14000c0(GFP_KERNEL), nodemask=(null), order=3, oom_score_adj=0", 3, 0x14000c0),
+    # 2.6.32 / 3.10 / 5.x+: no nodemask
+    ("mysqld invoked oom-killer: gfp_mask=0x201da, order=0, oom_adj=0", 0, 0x201da),
+    ("java invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=1, oom_score_adj=0", 1, 0xcc0),
+])
+def test_oom_invoked_order_and_mode_in_every_era(line, order, mode):
+    from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.patterns import classify_message
+
+    match = classify_message(line)
+    assert (match.form, match.fields["order"], match.fields["mode"]) == ("oom_invoked", order, mode)
