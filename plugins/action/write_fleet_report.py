@@ -60,7 +60,12 @@ def _has_template(value: t.Any, depth: int = 0) -> bool:
 def _host_vars(hostvars: t.Any, name: str, textfile_var: str,
                warnings: t.List[str]) -> t.Tuple[t.Dict[str, t.Any], t.Any]:
     """The variables of one host the report needs, and its own textfile directory (None when it has none)."""
+    # Asked first: on ansible-core 2.19, raw_get of a host not in the inventory builds an undefined marker that
+    # raises ReferenceError ("A required TemplateContext context is not active") outside a template, which failed
+    # the whole report instead of listing that host as no_data.
     try:
+        if name not in hostvars:
+            return {}, None
         raw = hostvars.raw_get(name)
     except (KeyError, TypeError, AttributeError):
         return {}, None

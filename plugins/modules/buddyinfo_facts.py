@@ -267,7 +267,8 @@ ansible_facts:
             watermark_check:
               description:
                 - The inputs of the verdict - C(mark), C(algorithm), C(algorithm_from), C(class_zone),
-                  C(lowmem_reserve_pages), C(free_cma_pages), C(highatomic_pages), C(highatomic_from),
+                  C(lowmem_reserve_pages), C(free_cma_pages), C(unaccepted_pages) (zoneinfo's C(nr_unaccepted),
+                  subtracted by kernels 6.5 to 6.11 only), C(highatomic_pages), C(highatomic_from),
                   C(per_order_lists).
               type: dict
               returned: when zoneinfo was readable
@@ -275,7 +276,8 @@ ansible_facts:
           description:
             - Per node, C(zones) (names), C(free_bytes), C(largest_free_order), and C(watermark_ok) per order -
               true when any zone of the node passes, which is the node's answer since the allocator falls back
-              from zone to zone. C(watermark_ok) is absent without zoneinfo.
+              from zone to zone. Only zones a GFP_KERNEL allocation may use count (not C(HighMem), C(Movable)
+              or C(Device)). C(watermark_ok) is absent without zoneinfo, and on a node with no such zone.
           type: list
           elements: dict
           returned: always

@@ -45,7 +45,7 @@ options:
     type: int
     default: 256
   orders:
-    description: Orders at or above which RV(summary) reports the change in free memory.
+    description: Orders at or above which RV(summary) reports the change in free memory. Each from 0 to 23.
     type: list
     elements: int
     default: [4, 9]

@@ -102,7 +102,7 @@ options:
   max_events:
     description:
       - Keep at most this many events (the newest) in RV(events); RV(counts) stay exact and
-        RV(events_dropped) says how many were left out.
+        RV(events_dropped) says how many were left out. At most 1000000.
     type: int
     default: 100
   include_userspace_kmsg:

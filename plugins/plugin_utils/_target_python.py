@@ -86,8 +86,11 @@ def explain(host: str, interpreter: t.Optional[str], probed: Probed, core: t.Tup
         if used_version is not None and used_version >= minimum:
             return None  # the interpreter can run the modules: the failure has another cause, keep Ansible's report
         if present and used_version is None:
-            return None  # it exists but did not answer: not something this message could name
-        if present:
+            # It is there but cannot run a one-line script: a broken installation, or a pyenv shim with no version
+            # selected. Whatever the module printed, the interpreter is why.
+            said = ("%s runs the modules with %s, which is there but does not run (asked for its version, it "
+                    "printed none)" % (host, interpreter))
+        elif present:
             said = "%s runs the modules with %s, which is Python %s" % (host, interpreter, _dotted(used_version))
         else:
             said = "%s runs the modules with %s, which does not exist there" % (host, interpreter)

@@ -9,7 +9,9 @@ fails the test instead of leaving module processes behind.
 
 from __future__ import annotations
 
+import bz2
 import errno
+import json
 import os
 import shutil
 import time
@@ -118,3 +120,49 @@ def test_memory_facts_judge_refuses_log_counts_of_the_wrong_type(run_playbook, f
     result = run_playbook(play, timeout=240).task_result("judge")
     assert result.get("failed") and "log_scan.counts must be a dict of event kind to count, got list" in result["msg"], result
     assert "module_stderr" not in result
+
+
+def test_log_bomb_and_out_of_range_options_through_the_real_modules(run_playbook, tmp_path):
+    """The outside audit's cases through ansible-playbook: a compressed log that expands a millionfold is read only
+    up to its bound (before: a scan of hours), and options out of range fail with fail_json (before: a traceback)."""
+    logs = tmp_path / "log"
+    logs.mkdir()
+    event = b"Mar  5 22:42:57 node06 kernel: XFS: possible memory allocation deadlock in kmem_alloc (mode:0x250)\n"
+    # 64 bzip2 streams of 16 MiB of zeros after a real event: 9 KB on disk, 1 GiB expanded.
+    (logs / "messages.1.bz2").write_bytes(bz2.compress(event) + bz2.compress(b"\0" * (16 << 20), 1) * 64)
+    proc = str(tmp_path / "proc")
+    shutil.copytree(FIXTURE_TREE, proc)
+    for name in ("compact_memory", "drop_caches"):
+        open(os.path.join(proc, "sys", "vm", name), "w").close()
+    guards = {"proc_root": proc, "lock_dir": str(tmp_path / "lock"), "state_dir": str(tmp_path / "state"),
+              "audit_log": str(tmp_path / "audit.log"), "cooldown": 0, "page_size": 4096}
+    play = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: bomb
+      memfrag.linux.kernel_log_scan: {{sources: [files], paths: ["{logs}/messages*"], kernel_release: 5.14.0}}
+    - name: max_events
+      memfrag.linux.kernel_log_scan: {{sources: [files], paths: ["{logs}/messages*"], max_events: 1000000000000000000000000}}
+      ignore_errors: true
+    - name: orders
+      memfrag.linux.compact_memory: {guards}
+      ignore_errors: true
+    - name: page_size
+      memfrag.linux.buddyinfo_facts: {{proc_root: {proc}, page_size: 1180591620717411303424}}
+      ignore_errors: true
+""".format(logs=logs, proc=proc, guards=json.dumps(dict(guards, orders=[-1])))
+    started = time.monotonic()
+    run = run_playbook(play, timeout=600)
+    bomb = run.task_result("bomb")
+    assert not bomb.get("failed") and bomb["counts"]["xfs_alloc_deadlock"] == 1, bomb
+    assert any("a decompression bomb, not a log; read no further" in warning for warning in bomb["warnings"])
+    assert time.monotonic() - started < 500
+    for task, words in (("max_events", "max_events must be between 0 and 1000000, got 1000000000000000000000000"),
+                        ("orders", "orders must be buddy orders from 0 to 23, got -1"),
+                        ("page_size", "page_size must be at most 262144")):
+        result = run.task_result(task)
+        assert result.get("failed") and result["msg"].startswith(words), result
+        assert "module_stderr" not in result and "MODULE FAILURE" not in result["msg"]
+    assert open(os.path.join(proc, "sys", "vm", "compact_memory")).read() == ""  # refused before any write
+    assert not os.path.exists(guards["audit_log"])

@@ -86,8 +86,15 @@ def reclaim_fact(run):
 
 
 def target_for(snap):
-    """A target the fragmented Normal zone misses but could meet: 512 MiB more than it has at order >= 4."""
-    return int(livemem.high(snap, 4, "Normal") // MIB) + 512
+    """A target the fragmented Normal zone misses but could meet: up to 512 MiB more than it has at order >= 4, and
+    never more than it has free at all. A zone without that much free memory is short of memory, not fragmented,
+    and the ladder rightly leaves it alone; with lazy deferred struct-page init and a page cache filling the zone
+    (other jobs on the machine) MemAvailable can be gigabytes while the zone itself holds little free memory."""
+    high = livemem.high(snap, 4, "Normal")
+    room = livemem.high(snap, 0, "Normal") - high  # free memory in blocks below order 4: what merging could add
+    if room < 128 * MIB:
+        pytest.skip("the Normal zone has only %d MiB free below order 4; no fragmentation to recover" % (room // MIB))
+    return int((high + min(512 * MIB, room // 2)) // MIB)
 
 
 def test_pagecache_holes_are_recovered_and_a_second_run_changes_nothing(run_playbook, tmp_path):
@@ -157,7 +164,8 @@ def test_anonymous_holes_compaction_reports_what_the_kernel_gave(run_playbook, t
 def test_check_mode_is_a_dry_run(run_playbook, tmp_path):
     before = livemem.snapshot()
     fact = reclaim_fact(run_playbook(PLAYBOOK, check=True,
-                                     extra_vars=role_vars(tmp_path, target_for(before), reclaim_guard_query="`true`")))
+                                     extra_vars=role_vars(tmp_path, int(livemem.high(before, 4, "Normal") // MIB) + 512,
+                                                         reclaim_guard_query="`true`")))
     assert fact["needed"] is True and fact["check_mode"] is True
     assert fact["actions"] and all(a["summary"].startswith("check mode: ") for a in fact["actions"])
     # what this kernel lacks (cgroup v2 memory.reclaim on a cgroup v1 host) is listed as not available

@@ -91,6 +91,19 @@ def test_every_module_on_python27_fails_with_one_message(run_playbook, tmp_path)
     assert run.stats["localhost"]["failures"] == 0 and run.stats["localhost"]["ignored"] == len(modules), run.stats
 
 
+def test_every_module_on_a_python_that_does_not_run_fails_with_one_message(run_playbook, tmp_path):
+    """A python3 that is there but cannot run (a broken installation, a pyenv shim with no version selected)."""
+    broken = tmp_path / "bin" / "python3"
+    broken.parent.mkdir()
+    broken.write_text("#!/bin/sh\necho 'python3: command not found' >&2\nexit 127\n")
+    broken.chmod(0o755)
+    play, modules = every_module_play(str(tmp_path))
+    run = run_playbook(play, extra_vars={"ansible_python_interpreter": str(broken)})
+    assert_one_clear_message(run, modules, "%s, which is there but does not run" % broken,
+                             "set ansible_python_interpreter=")
+    assert run.stats["localhost"]["failures"] == 0 and run.stats["localhost"]["ignored"] == len(modules), run.stats
+
+
 @needs_python27
 def test_diagnose_playbook_on_python27_fails_with_one_message(run_playbook, fixtures_dir):
     run = run_playbook(DIAGNOSE, extra_vars={"ansible_python_interpreter": PYTHON27[0],

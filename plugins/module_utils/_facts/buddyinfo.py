@@ -29,6 +29,7 @@ from ansible_collections.memfrag.linux.plugins.module_utils._mm.watermark import
     era_of_release,
     era_of_zoneinfo_layout,
     subtracts_free_highatomic,
+    subtracts_unaccepted,
     watermark_verdicts,
 )
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo, zone_indexes
@@ -245,8 +246,10 @@ def _watermark_facts(entry: t.Dict[str, t.Any], zinfo, ptz, pagetype, orders: in
     if check_era == ERA_LEGACY:
         # The old check walks buddyinfo's per-order counts and knows no HighAtomic reserve.
         highatomic, highatomic_from = 0, "not used before 4.4"
+    # Unaccepted memory (6.5-6.11 only) is free to NR_FREE_PAGES but not to the watermark check.
+    unaccepted = zinfo.counters.get("nr_unaccepted", 0) if check_era == ERA_MODERN and subtracts_unaccepted(release) else 0
     verdicts = watermark_verdicts(check_era, blocks, pages_free, watermarks, reserve, free_cma, highatomic,
-                                  _pcp_blocks(ptz, orders) if ptz is not None else None)
+                                  _pcp_blocks(ptz, orders) if ptz is not None else None, unaccepted)
     entry["watermark_ok"] = verdicts.get("min", [])
     entry["watermark_ok_by_mark"] = verdicts
     entry["watermark_check"] = {
@@ -256,6 +259,7 @@ def _watermark_facts(entry: t.Dict[str, t.Any], zinfo, ptz, pagetype, orders: in
         "class_zone": class_zone,
         "lowmem_reserve_pages": reserve,
         "free_cma_pages": free_cma,
+        "unaccepted_pages": unaccepted,
         "highatomic_pages": highatomic,
         "highatomic_from": highatomic_from,
         "per_order_lists": ("nr_free of orders below (buddyinfo)" if check_era == ERA_LEGACY
@@ -318,12 +322,19 @@ def gather(proc_root: str = "/proc", page_size: t.Optional[int] = None,
     return facts, warnings
 
 
+# Zones above Normal in the kernel's zone order: not in a GFP_KERNEL/GFP_NOFS allocation's zonelist.
+ZONES_ABOVE_NORMAL = ("HighMem", "Movable", "Device")
+
+
 def node_summaries(zones: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[t.Dict[str, t.Any]]:
     """Per node: free bytes, largest free order, and per order whether any zone passes the min watermark.
 
     The allocator walks a node's zones from the highest usable one down and succeeds in the first
     that passes, so "any zone passes" is the node's answer (DMA alone usually fails: its
-    lowmem_reserve keeps Normal-class allocations out).
+    lowmem_reserve keeps Normal-class allocations out). The verdict models a GFP_KERNEL-kind
+    allocation, whose highest zone is Normal: HighMem, Movable and Device zones cannot serve it and
+    do not count, and a node with none of the other zones (a movable_node hot-plugged node) has no
+    ``watermark_ok``.
     """
     result = []  # type: t.List[t.Dict[str, t.Any]]
     by_node = {}  # type: t.Dict[int, t.Dict[str, t.Any]]
@@ -337,7 +348,7 @@ def node_summaries(zones: t.Sequence[t.Mapping[str, t.Any]]) -> t.List[t.Dict[st
         node["free_bytes"] += zone["free_bytes"]
         node["largest_free_order"] = max(node["largest_free_order"], zone["largest_free_order"])
         verdict = zone.get("watermark_ok")
-        if verdict is not None:
+        if verdict is not None and zone["zone"] not in ZONES_ABOVE_NORMAL:
             previous = node.get("watermark_ok")
             node["watermark_ok"] = list(verdict) if previous is None else [a or b for a, b in zip(previous, verdict)]
     return result

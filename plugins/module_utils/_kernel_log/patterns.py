@@ -393,7 +393,9 @@ _STALL_TAIL = re.compile(r"(?P<ms>[0-9]+)ms,?\s*" + _GFP_TAIL, re.ASCII)
 _HUNG_TAIL = re.compile(r"(?P<seconds>[0-9]+) seconds")
 _HUNG_ANY = re.compile(r"blocked for more than (?P<seconds>[0-9]+) seconds")
 _OOM_INVOKED_NEEDLE = " invoked oom-killer: gfp_mask=0x"
-_OOM_INVOKED_TAIL = re.compile(r"(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]{0,%d})\))?(?:, nodemask=[^,]{0,%d})?"
+# 4.9-4.19 print "nodemask=%*pbl": a node list such as "0,2-3" holds commas, or "(null)".
+_OOM_INVOKED_TAIL = re.compile(r"(?P<mode>[0-9a-fA-F]+)(?:\((?P<names>[^)]{0,%d})\))?"
+                               r"(?:, nodemask=(?:\(null\)|[0-9]{1,5}(?:[,-][0-9]{1,5}){0,%d}))?"
                                r"(?:, order=(?P<order>-?[0-9]+))?" % (_NAMES_MAX, _NAMES_MAX))
 _OOM_CONSTRAINT_NEEDLE = "oom-kill:constraint="
 _WORD = re.compile(r"\w{1,128}", re.ASCII)

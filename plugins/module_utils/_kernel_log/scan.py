@@ -44,6 +44,8 @@ MAX_COPY_KEYS = 200000
 MAX_NOTES = 50
 # Release changes remembered per file (a log spanning kernel upgrades has a few; hostile text could have many).
 MAX_RELEASES = 1000
+# Most events kept whole in the result (max_events); counts stay exact beyond it.
+MAX_EVENTS = 1000000
 
 Warn = t.Callable[[str], None]
 # Where an event's kernel release is to be looked for: ("files", path), ("journal", boot id), ("kmsg", path).
@@ -605,8 +607,11 @@ def run_scan(options: t.Mapping[str, t.Any], state: t.Dict[str, t.Any], warn: Wa
             parse_release(kernel_release)
         except ValueError as exc:
             raise ValueError("kernel_release: %s" % exc)
-    if options["max_events"] < 0:
-        raise ValueError("max_events must be 0 or more, got %d" % options["max_events"])
+    max_events = options["max_events"]
+    if not 0 <= max_events <= MAX_EVENTS:
+        # Bounded before it sizes the event deque (10**24 raised OverflowError there).
+        raise ValueError("max_events must be between 0 and %d, got %s" % (
+            MAX_EVENTS, max_events if abs(max_events) < 10 ** 30 else "a %d-digit number" % len(str(abs(max_events)))))
     result, new_state = scan(options["sources"], options["paths"], since, state, kernel_release, options["max_events"],
                              options["include_userspace_kmsg"], warn, journalctl=journalctl)
     result.update(kernel_release=kernel_release or running_release(), since=iso(since))

@@ -86,14 +86,55 @@ def compression_of(head: bytes) -> t.Optional[str]:
     return None
 
 
+# Rotated syslog text expands 5 to 50 times (gzip, xz, bzip2); a stream that expands more than MAX_EXPANSION
+# times its file's size is a decompression bomb (785 bytes of bzip2 are 1 GiB of zeros, and concatenated streams
+# multiply that), not a log, and is read no further. Small files expand by more (headers), so at least
+# MIN_EXPANSION_BYTES are always read. This bounds the scan's time by the bytes on disk, not by what they expand to.
+MAX_EXPANSION = 1000
+MIN_EXPANSION_BYTES = 64 * 1024 * 1024
+
+
+class ExpansionError(ValueError):
+    """A compressed log expands past its limit (see MAX_EXPANSION)."""
+
+
+class Decompressed(object):
+    """A decompressing stream that gives at most ``limit`` bytes, then raises ExpansionError."""
+
+    def __init__(self, stream: t.Any, limit: int, compressed_size: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.compressed_size = compressed_size
+        self.given = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.stream.closed
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def read1(self, size: int) -> bytes:
+        if self.given >= self.limit:
+            raise ExpansionError("expands to more than %d bytes from %d on disk, more than %d times: a decompression "
+                                 "bomb, not a log; read no further" % (self.limit, self.compressed_size, MAX_EXPANSION))
+        data = self.stream.read1(min(size, self.limit - self.given))
+        self.given += len(data)
+        return data
+
+
 def open_decompressed(raw: t.BinaryIO, compression: t.Optional[str]) -> t.BinaryIO:
+    """``raw`` itself, or a Decompressed stream over it bounded by MAX_EXPANSION times the file's size."""
     if compression == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if compression == "xz":
-        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
-    if compression == "bz2":
-        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
-    return raw
+        stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: t.Any
+    elif compression == "xz":
+        stream = lzma.LZMAFile(raw, mode="rb")
+    elif compression == "bz2":
+        stream = bz2.BZ2File(raw, mode="rb")
+    else:
+        return raw
+    size = os.fstat(raw.fileno()).st_size
+    return Decompressed(stream, max(MIN_EXPANSION_BYTES, size * MAX_EXPANSION), size)  # type: ignore[return-value]
 
 
 _DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
@@ -102,7 +143,7 @@ _DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
 def _read(stream: t.BinaryIO, size: int, name: str, warn: Warn, position: int) -> bytes:
     """Up to ``size`` bytes. A decompressing stream is read piecewise (read1): a plain read() of a
     stream that ends early raises and drops everything it had decompressed for that call."""
-    if not isinstance(stream, (gzip.GzipFile, lzma.LZMAFile, bz2.BZ2File)):
+    if not isinstance(stream, Decompressed):
         return stream.read(size)
     if stream.closed:  # closed after damage was reported
         return b""
@@ -115,6 +156,9 @@ def _read(stream: t.BinaryIO, size: int, name: str, warn: Warn, position: int) -
                 break
             pieces.append(piece)
             got += len(piece)
+    except ExpansionError as exc:
+        warn("%s: %s; scanned the first %d bytes" % (name, exc, position + got))
+        stream.close()
     except _DECOMPRESS_ERRORS as exc:
         reason = str(exc) or exc.__class__.__name__
         warn("%s: stream damaged after %d bytes (%s); scanned what could be read" % (name, position + got, reason))
@@ -142,7 +186,7 @@ def skip_bytes(stream: t.BinaryIO, count: int, name: str, warn: Warn) -> int:
 
 def _fill(stream: t.BinaryIO, view: memoryview, name: str, warn: Warn, position: int) -> int:
     """Read into ``view``; returns bytes read (0 at the end or after damage was reported)."""
-    if isinstance(stream, (gzip.GzipFile, lzma.LZMAFile, bz2.BZ2File)):
+    if isinstance(stream, Decompressed):
         data = _read(stream, len(view), name, warn, position)
         view[:len(data)] = data
         return len(data)
@@ -705,7 +749,7 @@ def read_journal(journalctl: str, since: t.Optional[float], cursor: t.Optional[s
                 continue
             try:
                 entry = json.loads(raw.decode("utf-8", "replace"))
-            except ValueError:  # also numbers past int's digit limit
+            except (ValueError, RecursionError):  # also numbers past int's digit limit, and arrays nested too deep
                 warn("journalctl printed a line that is not JSON; skipped")
                 continue
             if not isinstance(entry, dict):
@@ -727,7 +771,7 @@ def read_journal(journalctl: str, since: t.Optional[float], cursor: t.Optional[s
                 entry = json.loads(last_cursor.decode("utf-8", "replace"))
                 if isinstance(entry, dict):
                     yield JournalEntry(str(entry.get("__CURSOR", ""))[:4096], None, None, "")
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         proc.wait()
         errors.seek(0)

@@ -30,7 +30,10 @@ Two algorithms, by kernel era:
 
   ``highatomic`` is the HighAtomic reserve the caller may not use: before ~6.12 the kernel
   subtracted the whole reserve (``nr_reserved_highatomic``: HighAtomic pageblocks times pages
-  per block), since ~6.12 only its free pages (``nr_free_highatomic``).
+  per block), since ~6.12 only its free pages (``nr_free_highatomic``). From 6.5 to 6.11, with
+  CONFIG_UNACCEPTED_MEMORY (TDX/SEV-SNP guests), zoneinfo's ``nr_unaccepted`` is subtracted too
+  (__zone_watermark_unusable_free); 6.12 ("mm: accept to promo watermark") accepts such memory
+  before the check instead, so from then on it counts as free.
 
 What /proc cannot tell, and how it is approximated:
 
@@ -100,8 +103,15 @@ def subtracts_free_highatomic(release: t.Optional[str]) -> bool:
     return version is not None and version >= (6, 12)
 
 
+def subtracts_unaccepted(release: t.Optional[str]) -> bool:
+    """True for 6.5-6.11, whose __zone_watermark_unusable_free() counts NR_UNACCEPTED as unusable."""
+    version = release_version(release)
+    return version is not None and (6, 5) <= version < (6, 12)
+
+
 def order_ok(era: str, order: int, free_blocks: t.Sequence[int], pages_free: int, mark: int, lowmem_reserve: int,
-             free_cma: int = 0, highatomic: int = 0, usable_blocks: t.Optional[t.Sequence[int]] = None) -> bool:
+             free_cma: int = 0, highatomic: int = 0, usable_blocks: t.Optional[t.Sequence[int]] = None,
+             unaccepted: int = 0) -> bool:
     """One verdict: would ``__zone_watermark_ok(zone, order, mark, class, 0, pages_free)`` pass (see module doc)."""
     free = pages_free - ((1 << order) - 1)
     if era == ERA_LEGACY:
@@ -113,7 +123,7 @@ def order_ok(era: str, order: int, free_blocks: t.Sequence[int], pages_free: int
             if free <= mark:
                 return False
         return True
-    free -= highatomic + free_cma
+    free -= highatomic + free_cma + unaccepted
     if free <= mark + lowmem_reserve:
         return False
     if order == 0:
@@ -124,13 +134,14 @@ def order_ok(era: str, order: int, free_blocks: t.Sequence[int], pages_free: int
 
 def watermark_verdicts(era: str, free_blocks: t.Sequence[int], pages_free: int, watermarks: t.Mapping[str, int],
                        lowmem_reserve: int, free_cma: int = 0, highatomic: int = 0,
-                       usable_blocks: t.Optional[t.Sequence[int]] = None) -> t.Dict[str, t.List[bool]]:
+                       usable_blocks: t.Optional[t.Sequence[int]] = None,
+                       unaccepted: int = 0) -> t.Dict[str, t.List[bool]]:
     """``{mark: [verdict per order]}`` for each of min, low and high present in ``watermarks``."""
     result = {}  # type: t.Dict[str, t.List[bool]]
     for name in MARKS:
         if name not in watermarks:
             continue
         result[name] = [order_ok(era, order, free_blocks, pages_free, watermarks[name], lowmem_reserve,
-                                 free_cma, highatomic, usable_blocks)
+                                 free_cma, highatomic, usable_blocks, unaccepted)
                         for order in range(len(free_blocks))]
     return result

@@ -152,11 +152,24 @@ def read_text(root: str, relative: str, limit: int = MAX_PROC_FILE_BYTES) -> str
     return read_bytes(root, relative, limit).decode("utf-8", "replace")
 
 
+# The largest base page any Linux architecture builds with: 256 KiB (hexagon, powerpc 44x PAGE_SIZE_256KB).
+MAX_PAGE_SIZE = 256 * 1024
+
+
 def page_size_problem(page_size: t.Optional[int]) -> t.Optional[str]:
     """Why a page size given by the user cannot be a kernel's base page size, or None (also for None: not given)."""
     if page_size is not None and (page_size < 512 or page_size & (page_size - 1)):
-        return "page_size must be a power of two of at least 512, got %d" % page_size
+        return "page_size must be a power of two of at least 512, got %s" % _shown_int(page_size)
+    if page_size is not None and page_size > MAX_PAGE_SIZE:
+        return "page_size must be at most %d (256 KiB, the largest page any Linux builds with), got %s" % (
+            MAX_PAGE_SIZE, _shown_int(page_size))
     return None
+
+
+def _shown_int(value: int) -> str:
+    # 10**400 given as an option must not make a 400-digit message.
+    text = str(value) if -10 ** 30 < value < 10 ** 30 else "a %d-digit number" % len(str(abs(value)))
+    return text
 
 
 # Columns of /proc/buddyinfo (NR_PAGE_ORDERS: MAX_ORDER before 6.4, MAX_PAGE_ORDER + 1 since "mm, treewide:

@@ -184,7 +184,9 @@ def zone_indexes(zones: t.Sequence[ZoneInfo]) -> t.Dict[t.Tuple[int, str], int]:
     Older kernels print populated zones only; then the configured zone list is rebuilt from the
     kernel's fixed order (DMA, DMA32, Normal, HighMem, Movable, Device): the names seen, plus
     Normal and Movable (always configured), plus zones after Normal (HighMem, Device) to reach
-    the length of ``protection``. Zones whose index cannot be placed are left out.
+    the length of ``protection`` - never HighMem beside DMA32 or DMA32 beside HighMem, since no
+    kernel configures both (32-bit has HighMem, 64-bit DMA32). Zones whose index cannot be placed
+    are left out.
     """
     canonical = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
     result = {}  # type: t.Dict[t.Tuple[int, str], int]
@@ -197,6 +199,9 @@ def zone_indexes(zones: t.Sequence[ZoneInfo]) -> t.Dict[t.Tuple[int, str], int]:
     for extra in ("HighMem", "Device", "DMA32", "DMA"):
         if len(configured) >= nr_zones:
             break
+        # HighMem is configured only on 32-bit kernels and DMA32 only on 64-bit ones: one seen rules out the other.
+        if (extra == "HighMem" and "DMA32" in seen) or (extra == "DMA32" and "HighMem" in seen):
+            continue
         if extra not in configured:
             configured.append(extra)
             configured.sort(key=canonical.index)

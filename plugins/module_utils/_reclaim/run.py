@@ -16,6 +16,7 @@ import socket
 import time
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import MAX_ORDERS
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem
 from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.guards import (
     AuditLog, GuardError, RunLock, cooldown_remaining, dirty_bytes, read_state, restore_state, write_state)
@@ -54,6 +55,12 @@ def check_options(params: t.Mapping[str, t.Any], counts: t.Sequence[str] = ()) -
         value = params.get(name)
         if value is not None and not 0 <= value <= MAX_OPTION_VALUE:
             return "%s must be between 0 and %d, got %d" % (name, MAX_OPTION_VALUE, value)
+    # An order outside buddyinfo's columns was measured as the last column (orders: [-1]) or not at all.
+    bad_orders = [order for order in params.get("orders") or () if not 0 <= order < MAX_ORDERS]
+    if bad_orders:
+        order = bad_orders[0]
+        return "orders must be buddy orders from 0 to %d, got %s" % (
+            MAX_ORDERS - 1, order if abs(order) < 10 ** 30 else "a %d-digit number" % len(str(abs(order))))
     if params.get("sync_timeout") is not None and params["sync_timeout"] > MAX_SYNC_TIMEOUT:
         return "sync_timeout must be at most %d seconds" % MAX_SYNC_TIMEOUT
     for name in ("nodes", "compact_nodes"):

@@ -543,12 +543,19 @@ def analyse(boot: BootConfig, keys: t.Iterable[str]) -> t.Dict[str, t.Dict[str, 
     return result
 
 
+_KERNEL_NUMBER_CHARS = 21
+
+
 def _kernel_integers(text: str) -> t.Optional[t.List[int]]:
     """The integers proc_dointvec() takes from ``text``: base 0 (0x hex, leading-0 octal), each ended by
     a blank; it stops at the first field that is not a number (``65536 # keep`` is 65536). None if
     the first field is not a number."""
     values = []  # type: t.List[int]
     for field in re.split(r"[ \t\n\r\v\f]+", text.strip(" \t\n\r\v\f")):
+        # proc_get_long() copies at most TMPBUFLEN - 1 = 21 characters and rejects a longer number (EINVAL);
+        # checked before int(), which raises past 4,300 digits (a sysctl.d value of 5,000 digits was a traceback).
+        if len(field) > _KERNEL_NUMBER_CHARS:
+            break
         match = re.match(r"^(-?)(?:0[xX]([0-9a-fA-F]+)|0([0-7]+)|([1-9][0-9]*|0))$", field)
         if match is None:
             break

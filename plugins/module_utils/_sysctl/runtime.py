@@ -20,6 +20,7 @@ hosts whose higher orders are exhausted, and is far more than any vm tunable pri
 
 import errno
 import os
+import stat
 import typing as t
 
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, path_under, read_bytes
@@ -80,20 +81,25 @@ def write_sysctl(proc_root: str, name: str, value: str) -> t.Optional[str]:
     """Write ``value`` to the kernel; None on success, else why it failed.
 
     One write(2) of the whole value, as sysctl(8) does; the file is never created and a symlink
-    in its place is not followed.
+    in its place is not followed. O_NONBLOCK and the fstat check: a FIFO swapped in after the
+    checks made the open wait forever for a reader; what is not a regular file is never written.
     """
     try:
         path = sysctl_path(proc_root, name)
     except ProcFileError as exc:
         return str(exc)
-    flags = os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.EROFS:
             return "%s: read-only file system (/proc/sys is mounted read-only)" % path
+        if exc.errno == errno.ENXIO:
+            return "%s: a FIFO, socket or device, not a regular file; not written" % path
         return "%s: %s" % (path, exc.strerror or exc)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "%s: not a regular file; not written" % path
         os.write(fd, (value + "\n").encode("ascii"))
     except OSError as exc:
         reason = exc.strerror or str(exc)

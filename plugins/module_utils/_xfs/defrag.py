@@ -27,6 +27,7 @@ import stat
 import time
 import typing as t
 
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_count
 from ansible_collections.memfrag.linux.plugins.module_utils._xfs import mounts as mounts_mod, processes, walk
 from ansible_collections.memfrag.linux.plugins.module_utils._xfs.ioctl import FS_XFLAG_EXTSZINHERIT, fsgetxattr
 
@@ -39,7 +40,8 @@ IO_CLASSES = {
 KILL_AFTER = 10
 # XFS caps extent size hints at MAXEXTLEN blocks and 1 GiB (xfs_extent_size_hint checks).
 MAX_EXTSIZE = 1 << 30
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
+# ASCII digits only: \d also takes other scripts' digits ("١٦m" was 16 MiB).
+_SIZE = re.compile(r"^\s*([0-9]+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 Runner = t.Callable[[t.List[str]], t.Tuple[int, str, str]]
@@ -50,7 +52,12 @@ def parse_size(value: t.Any) -> int:
     match = _SIZE.match(str(value))
     if not match:
         raise ValueError("an extent size hint is bytes or a number with k, m or g (1m, 16m), got %r" % (value,))
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+    # Bounded before int(): 5,000 digits raised Python's digit-limit error, shown as the message.
+    try:
+        count = parse_count(match.group(1), "extent size hint")
+    except NumberError:
+        raise ValueError("an extent size hint is at most 1g (XFS's limit), got a %d-digit number" % len(match.group(1)))
+    return count * _UNITS[match.group(2).lower()]
 
 
 def inspect(path: str, mounts: t.Sequence[t.Mapping[str, t.Any]]) -> t.Dict[str, t.Any]:

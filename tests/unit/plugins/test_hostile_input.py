@@ -15,8 +15,11 @@ asserts the outcome (test_case). Outcomes, in the words of the doc:
 
 from __future__ import annotations
 
+import bz2
+import json
 import os
 import re
+import stat
 import time
 
 import pytest
@@ -28,8 +31,12 @@ from ansible_collections.memfrag.linux.plugins.module_utils._facts.buddyinfo imp
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import host_findings
 from ansible_collections.memfrag.linux.plugins.module_utils._mm import fragmentation as frag
 from ansible_collections.memfrag.linux.plugins.module_utils._facts.meminfo import gather as gather_meminfo
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.scan import run_scan, scan
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.sources import (
+    MAX_EXPANSION, MIN_EXPANSION_BYTES, read_journal)
+from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.state import empty_state
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.buddyinfo import MAX_ORDERS, parse_buddyinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, read_text
+from ansible_collections.memfrag.linux.plugins.module_utils._procfs.files import ProcFileError, page_size_problem, read_text
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.meminfo import parse_meminfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.numbers import NumberError, parse_count, parse_signed
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.pagetypeinfo import parse_pagetypeinfo
@@ -37,7 +44,10 @@ from ansible_collections.memfrag.linux.plugins.module_utils._procfs.process_memo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.slabinfo import parse_slabinfo
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.vm_tunables import parse_tunable, read_vm_tunables
 from ansible_collections.memfrag.linux.plugins.module_utils._procfs.zoneinfo import parse_zoneinfo
-from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import collect
+from ansible_collections.memfrag.linux.plugins.module_utils._reclaim.run import check_options
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.runtime import write_sysctl
+from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.precedence import analyse, collect, overrides, values_equal
+from ansible_collections.memfrag.linux.plugins.module_utils._xfs.defrag import parse_size
 from ansible_collections.memfrag.linux.tests.collection_tree import REPO_ROOT
 from ansible_collections.memfrag.linux.tests.helpers import hostile_tree as ht
 
@@ -108,6 +118,30 @@ CASES = (
      "`verdict: expected a list of findings` / `findings[0] has severity 'urgent'; expected one of ...`"),
     ("query-deep-nesting", "a JMESPath expression nested thousands deep", FILTER_ERROR,
      "`query: JMESPath expression '((((...' is nested too deeply`"),
+    # Found by the outside audit (issue 10's class, cases it had not tried).
+    ("log-decompression-bomb", "a rotated log (`.bz2`, `.gz`, `.xz`) that expands more than %d times its size, e.g. "
+     "concatenated bzip2 streams of zeros (78 KB on disk, 100 GiB expanded)" % MAX_EXPANSION, WARNING,
+     "`<path>: expands to more than N bytes from M on disk, more than %d times: a decompression bomb, not a log; read "
+     "no further; scanned the first N bytes`; events before that point are counted (was a scan of hours)" % MAX_EXPANSION),
+    ("journal-nested-json", "`journalctl` printing a line of JSON nested 100,000 deep", WARNING,
+     "`journalctl printed a line that is not JSON; skipped`; the entries after it are read (was a RecursionError traceback)"),
+    ("max-events-huge", "`max_events: 10**24` for `kernel_log_scan` (or the `kernel_log` option of `memory_facts` and "
+     "`reclaim_memory`)", FAILURE,
+     "`max_events must be between 0 and 1000000, got 1000000000000000000000000` (was an OverflowError traceback)"),
+    ("reclaim-orders-out-of-range", "`orders: [-1]` or `[10**30]` for `compact_memory` or `drop_caches`", FAILURE,
+     "`orders must be buddy orders from 0 to %d, got -1` before anything runs (-1 was measured as the last order)"
+     % (MAX_ORDERS - 1)),
+    ("page-size-too-large", "`page_size: 2**70` (a power of two, but no kernel's page) for any module that takes it",
+     FAILURE, "`page_size must be at most 262144 (256 KiB, the largest page any Linux builds with), got ...`"),
+    ("extsize-not-a-size", "`xfs_defrag` `extsize` in digits of another script (`١٦m`) or of 5,000 digits", FAILURE,
+     "`extsize: an extent size hint is bytes or a number with k, m or g` / `... is at most 1g (XFS's limit), got a "
+     "5000-digit number` (`١٦m` was taken as 16 MiB; 5,000 digits showed Python's digit-limit error)"),
+    ("sysctl-write-fifo", "a `sys/vm/<tunable>` that `vm_sysctl` writes is swapped for a FIFO after its checks", FAILURE,
+     "`<path>: a FIFO, socket or device, not a regular file; not written`, at once (the open waited for a reader "
+     "forever)"),
+    ("sysctl-conf-huge-value", "a sysctl.d file under `config_root` setting a vm key to a number of 5,000 digits", FAILURE,
+     "`vm_sysctl` compares it as text, as the kernel refuses any number over 21 characters: `another sysctl file wins "
+     "at boot ... (wanted 10)` (was a ValueError traceback from Python's digit limit)"),
 )
 CASE_IDS = [case[0] for case in CASES]
 
@@ -469,6 +503,98 @@ def check_query_deep_nesting(tree):
             query({"a": 1}, expression)
 
 
+XFS_EVENT = "Mar  5 22:42:57 node06 kernel: XFS: possible memory allocation deadlock in kmem_alloc (mode:0x250)\n"
+
+
+def check_log_decompression_bomb(tree, tmp_path):
+    # 16 MiB of zeros is 138 bytes of bzip2; 64 of them after a real event: 9 KB on disk, 1 GiB expanded.
+    bomb = bz2.compress(XFS_EVENT.encode("ascii")) + bz2.compress(b"\0" * (16 << 20), 1) * 64
+    path = ht.write(str(tmp_path / "log"), "messages.1.bz2", bomb)
+    warnings = []
+    with ht.no_hang(60):
+        result, _state = scan(["files"], [path], None, empty_state(), "5.14.0", 100, False, warnings.append)
+    assert result["counts"]["xfs_alloc_deadlock"] == 1
+    limit = max(MIN_EXPANSION_BYTES, len(bomb) * MAX_EXPANSION)
+    assert limit < 1 << 30
+    assert "%s: expands to more than %d bytes from %d on disk, more than %d times: a decompression bomb, not a log; " \
+        "read no further; scanned the first %d bytes" % (path, limit, len(bomb), MAX_EXPANSION, limit) in warnings
+    # A real compressed log is read whole.
+    plain = ht.write(str(tmp_path / "log"), "messages.2.bz2", bz2.compress(XFS_EVENT.encode("ascii") * 50000))
+    warnings = []
+    result, _state = scan(["files"], [plain], None, empty_state(), "5.14.0", 100, False, warnings.append)
+    assert result["counts"]["xfs_alloc_deadlock"] == 50000 and warnings == []
+
+
+def check_journal_nested_json(tree, tmp_path):
+    output = ht.write(str(tmp_path / "bin"), "journal.json", "[" * 100000 + "\n" + json.dumps(
+        {"MESSAGE": XFS_EVENT.split("kernel: ")[1].strip(), "__CURSOR": "s=1", "__REALTIME_TIMESTAMP": "1709678577000000"})
+        + "\n")
+    journalctl = ht.write(str(tmp_path / "bin"), "journalctl", "#!/bin/sh\nexec cat %s\n" % output)
+    os.chmod(journalctl, stat.S_IRWXU)
+    warnings = []
+    with ht.no_hang(30):
+        items = list(read_journal(journalctl, None, None, warnings.append))
+    assert warnings == ["journalctl printed a line that is not JSON; skipped"]
+    assert [item.message for item in items[:-1]] == [XFS_EVENT.split("kernel: ")[1].strip()] and items[-1] == 2
+
+
+def check_max_events_huge(tree, tmp_path):
+    options = {"sources": ["files"], "paths": [], "since": None, "kernel_release": None, "include_userspace_kmsg": False}
+    for value, shown in ((10 ** 24, "1000000000000000000000000"), (-1, "-1"), (10 ** 400, "a 401-digit number")):
+        with pytest.raises(ValueError) as info:
+            run_scan(dict(options, max_events=value), {}, lambda _w: None, None, time.time())
+        assert str(info.value) == "max_events must be between 0 and 1000000, got %s" % shown
+    result, _state = run_scan(dict(options, max_events=1000000), {}, lambda _w: None, None, time.time())
+    assert result["events"] == []
+
+
+def check_reclaim_orders_out_of_range(tree, tmp_path):
+    for orders, shown in (([-1], "-1"), ([4, 10 ** 30], "a 31-digit number"), ([MAX_ORDERS], str(MAX_ORDERS))):
+        assert check_options({"cooldown": 900, "orders": orders}) == \
+            "orders must be buddy orders from 0 to %d, got %s" % (MAX_ORDERS - 1, shown)
+    assert check_options({"cooldown": 900, "orders": [0, 4, 9, MAX_ORDERS - 1]}) is None
+
+
+def check_page_size_too_large(tree, tmp_path):
+    assert page_size_problem(1 << 70) == ("page_size must be at most 262144 (256 KiB, the largest page any Linux "
+                                          "builds with), got 1180591620717411303424")
+    assert page_size_problem(10 ** 400) == "page_size must be a power of two of at least 512, got a 401-digit number"
+    assert check_options({"cooldown": 900, "page_size": 1 << 19}).startswith("page_size must be at most 262144")
+    assert [page_size_problem(size) for size in (4096, 16384, 65536, 262144)] == [None] * 4
+
+
+def check_extsize_not_a_size(tree, tmp_path):
+    with pytest.raises(ValueError, match="^an extent size hint is bytes or a number with k, m or g"):
+        parse_size("\u0661\u0666m")
+    with pytest.raises(ValueError, match=r"^an extent size hint is at most 1g \(XFS's limit\), got a 5000-digit number$"):
+        parse_size("9" * 5000 + "m")
+    assert parse_size("16m") == 16 << 20
+
+
+def check_sysctl_write_fifo(tree, tmp_path):
+    root = str(tmp_path / "proc")
+    ht.place(root, "sys/vm/swappiness", ht.FIFO, tree[1])
+    with ht.no_hang(10):
+        problem = write_sysctl(root, "vm/swappiness", "10")
+    assert problem == "%s/sys/vm/swappiness: a FIFO, socket or device, not a regular file; not written" % root
+    ht.place(root, "sys/vm/swappiness", ht.DIRECTORY, tree[1])
+    assert write_sysctl(root, "vm/swappiness", "10").endswith("/sys/vm/swappiness: Is a directory")
+    ht.write(root, "sys/vm/swappiness", "60\n")
+    assert write_sysctl(root, "vm/swappiness", "10") is None and read_text(root, "sys/vm/swappiness") == "10\n"
+
+
+def check_sysctl_conf_huge_value(tree, tmp_path):
+    root = str(tmp_path / "etcroot")
+    for value in ("9" * 5000, "0x" + "f" * 5000, "-" + "9" * 5000):
+        ht.write(root, "usr/lib/sysctl.d/99-big.conf", "vm.swappiness = %s\n" % value)
+        boot = collect(root, {"/etc/sysctl.d/60-memfrag.conf": "vm.swappiness = 10\n"})
+        conflicting, _same = overrides(analyse(boot, ["vm.swappiness"]), "/etc/sysctl.d/60-memfrag.conf",
+                                       {"vm.swappiness": "10"})
+        assert len(conflicting) == 2 and all(c.endswith("(wanted 10)") for c in conflicting)
+    # What the kernel's proc_get_long() still takes (21 characters) compares as a number.
+    assert values_equal("0x" + "0" * 17 + "a", "10") and not values_equal("0" * 20 + "10", "10")
+
+
 CHECKS = {
     "fifo-required": check_fifo_required,
     "fifo-optional": check_fifo_optional,
@@ -495,6 +621,14 @@ CHECKS = {
     "findings-wrong-shapes": check_findings_wrong_shapes,
     "verdict-not-findings": check_verdict_not_findings,
     "query-deep-nesting": check_query_deep_nesting,
+    "log-decompression-bomb": check_log_decompression_bomb,
+    "journal-nested-json": check_journal_nested_json,
+    "max-events-huge": check_max_events_huge,
+    "reclaim-orders-out-of-range": check_reclaim_orders_out_of_range,
+    "page-size-too-large": check_page_size_too_large,
+    "extsize-not-a-size": check_extsize_not_a_size,
+    "sysctl-write-fifo": check_sysctl_write_fifo,
+    "sysctl-conf-huge-value": check_sysctl_conf_huge_value,
 }
 
 

@@ -6,6 +6,10 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleError
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.vars.hostvars import HostVars
+from ansible.vars.manager import VariableManager
 
 from ansible_collections.memfrag.linux.plugins.action.write_fleet_report import _has_template, _host_vars
 
@@ -15,6 +19,9 @@ class FakeHostVars(object):
 
     def __init__(self, raw, templated):
         self.raw, self.templated, self.templated_calls = raw, templated, 0
+
+    def __contains__(self, name):
+        return name in self.raw
 
     def raw_get(self, name):
         return self.raw.get(name, object())  # an unknown host: not a mapping, as ansible's undefined marker
@@ -54,6 +61,20 @@ def test_a_broken_template_is_a_warning_and_an_unknown_host_no_data():
     assert "memfrag_baseline" not in out and out["ansible_facts"]["memfrag_verdict"] == {"severity": "ok"}
     assert textfile is None and len(warnings) == 1 and "'h': memfrag_baseline cannot be templated" in warnings[0]
     assert _call(hv, "nowhere") == ({}, None, [])
+
+
+def test_hosts_not_in_a_real_inventory_are_no_data(tmp_path):
+    """ansible-core's own HostVars: a name not in the inventory (hostile or mistyped) is no data, not a failure.
+
+    On 2.19 raw_get of such a name raised ReferenceError outside a template and failed the whole report."""
+    inventory_file = tmp_path / "hosts.yml"
+    inventory_file.write_text('all:\n  hosts:\n    web1:\n      memfrag_verdict: {severity: ok}\n')
+    loader = DataLoader()
+    inventory = InventoryManager(loader, [str(inventory_file)])
+    hostvars = HostVars(inventory, VariableManager(loader, inventory), loader)
+    for name in ("../../x", "a/b", "c\nd", "e\x00f", "", "x" * 5000, "notinv"):
+        assert _call(hostvars, name) == ({}, None, [])
+    assert _call(hostvars, "web1")[0]["memfrag_verdict"] == {"severity": "ok"}
 
 
 def test_template_markers_are_found_anywhere_in_the_value():

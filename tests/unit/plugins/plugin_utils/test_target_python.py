@@ -86,11 +86,18 @@ def test_python36_host(core, expected):
 
 @pytest.mark.parametrize("interpreter, probed", [
     ("/usr/bin/python3", [("/usr/bin/python3", True, (3, 11))]),  # a good interpreter: the failure is not ours to explain
-    ("/usr/bin/python3", [("/usr/bin/python3", True, None)]),  # present but silent: nothing we can name
     ("/usr/bin/python3", []),  # the probe printed nothing
 ])
 def test_failures_not_caused_by_the_interpreter_keep_ansibles_report(interpreter, probed):
     assert tp.explain("web1", interpreter, probed, (2, 19)) is None
+
+
+def test_an_interpreter_that_is_there_but_does_not_run_is_named():
+    # A pyenv shim with no version selected, or a broken installation: the module failed and so does "-c".
+    probed = [("/root/.pyenv/shims/python3.13", True, None), ("python3", True, (3, 11)), ("/usr/bin/python3", True, (3, 11))]
+    message = tp.explain("web1", "/root/.pyenv/shims/python3.13", probed, (2, 19))
+    assert "web1 runs the modules with /root/.pyenv/shims/python3.13, which is there but does not run" in message
+    assert "It has Python 3.11 at python3: set ansible_python_interpreter=python3" in message
 
 
 def test_no_interpreter_known():
