@@ -8,7 +8,8 @@ precedence model must see what each of them sees (checked against the real progr
 tests/e2e/test_sysctl_oracle.py; systemd 252 ``src/sysctl/sysctl.c``, procps-ng 4.0.2 ``src/sysctl.c``):
 
 - lines: systemd's ``read_line()`` ends a line at ``\\n``, ``\\r`` or NUL (``\\r\\n`` and ``\\n\\r`` count
-  once); procps uses ``getline()`` (``\\n`` only) and its C strings end at the first NUL. Neither splits
+  once) and stops reading the file at a line of 1 MiB or more; procps uses ``getline()`` (``\\n`` only, any
+  length) and its C strings end at the first NUL. Neither splits
   on ``\\f``, ``\\v``, U+0085 or U+2028, so a form feed inside a comment keeps the rest a comment;
 - blanks: systemd strips `` \\t\\n\\r``; procps strips whatever ``isspace()`` says (also ``\\v\\f``),
   but only before a ``-`` prefix, so ``- vm.x = 1`` names the key `` vm.x`` there (a failing write);
@@ -41,6 +42,9 @@ SYSTEMD_BLANKS = " \t\n\r"  # WHITESPACE in systemd's string-util.h (strstrip)
 PROCPS_BLANKS = " \t\n\v\f\r"  # isspace() in the C locale (procps lstrip/rstrip)
 # One end of line for systemd's read_line(): \n, \r, NUL, or one of each in the orders it accepts.
 _SYSTEMD_EOL = re.compile("(?:\n\r?|\r\n?)\x00?|\x00")
+# systemd-sysctl reads lines with read_line(f, LONG_LINE_MAX): a line of this many bytes or more (without its
+# end) fails with ENOBUFS and the rest of the file is not read; what came before it still applies.
+SYSTEMD_LONG_LINE_MAX = 1024 * 1024
 
 
 class Assignment(object):
@@ -169,12 +173,21 @@ def logical_lines(text: str, applier: str) -> t.List[t.Tuple[int, str]]:
     number = 1
     start = 0
     for match in _SYSTEMD_EOL.finditer(text):
+        if _too_long_for_systemd(text[start:match.start()]):
+            return lines
         lines.append((number, text[start:match.start()]))
         number += text.count("\n", start, match.end())
         start = match.end()
-    if start < len(text):
+    if start < len(text) and not _too_long_for_systemd(text[start:]):
         lines.append((number, text[start:]))
     return lines
+
+
+def _too_long_for_systemd(line: str) -> bool:
+    # A character is 1 to 4 bytes of UTF-8: only lines near the limit need encoding to know.
+    if len(line) * 4 < SYSTEMD_LONG_LINE_MAX:
+        return False
+    return len(line.encode("utf-8", "replace")) >= SYSTEMD_LONG_LINE_MAX
 
 
 def _c_rstrip(text: str, blanks: str) -> str:

@@ -44,7 +44,9 @@ from ansible_collections.memfrag.linux.plugins.module_utils._sysctl.dropin impor
 # Priority order (highest first), as both appliers search them (Debian's systemd is built with split /usr).
 SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 SYSCTL_CONF = "/etc/sysctl.conf"
-MAX_CONF_BYTES = 1024 * 1024
+# Both appliers read a file of any size (systemd-sysctl only stops at a line of 1 MiB, see dropin.py); the
+# model reads this much, far past any real sysctl file, and warns about a larger one it cannot judge.
+MAX_CONF_BYTES = 16 * 1024 * 1024
 _MAX_LINKS = 40  # the kernel's limit of symlinks followed in one lookup (ELOOP)
 _NO_WINNER = {"file": None, "line": None, "value": None, "glob": False}
 
@@ -271,7 +273,8 @@ def _load(config_root: str, conf: ConfigFile, overlay: t.Mapping[str, t.Optional
         conf.error = "not readable: %s" % (exc.strerror or exc)
         return
     if len(data) > MAX_CONF_BYTES:
-        conf.error = "larger than %d bytes; not a sysctl file" % MAX_CONF_BYTES
+        conf.error = ("larger than %d bytes; not a sysctl file (both appliers would still read it, so the winners "
+                      "reported here may be wrong)" % MAX_CONF_BYTES)
         return
     text = data.decode("utf-8", "replace")
     conf.kind, conf.text = ("empty", None) if not text.strip() else ("file", text)

@@ -97,3 +97,13 @@ def test_logical_lines(text, systemd, procps):
 def test_parse_line_per_applier(line, applier, target, value, exclude):
     parsed = parse_line(1, line, applier)
     assert (parsed.target, parsed.value, parsed.exclude) == (target, value, exclude)
+
+
+def test_systemd_stops_at_a_line_of_one_mib():
+    # read_line(LONG_LINE_MAX) in systemd-sysctl: 1048575 bytes pass, 1048576 end the file there (checked
+    # against the real program in tests/fixtures/sysctl_oracle/trees.yml); procps reads any length.
+    fits = "vm.swappiness = 1\n#" + "x" * 1048574 + "\nvm.dirty_ratio = 2\n"
+    assert [a.key for a in parse_sysctl_conf(fits, "systemd")[0]] == ["vm.swappiness", "vm.dirty_ratio"]
+    too_long = "vm.swappiness = 1\n#" + "\u00e9" * 524288 + "\nvm.dirty_ratio = 2\n"  # 2 bytes a character
+    assert [a.key for a in parse_sysctl_conf(too_long, "systemd")[0]] == ["vm.swappiness"]
+    assert [a.key for a in parse_sysctl_conf(too_long, "procps")[0]] == ["vm.swappiness", "vm.dirty_ratio"]
