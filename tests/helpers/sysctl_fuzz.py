@@ -9,8 +9,9 @@ hidden names, non-.conf names), entries of every kind (text, empty or blank file
 relative, absolute and dangling links, directories), and lines in every spelling the two parsers treat
 differently: ``/`` or ``.`` separators, repeated separators, surrounding blanks, ``-`` prefixes
 (ignore failure, or an exclusion without ``=``), globs and glob exclusions, ``#``/``;`` comments,
-values with inner blanks or quotes or a trailing comment, lines without ``=``, long lines, CRLF, a last
-line without a newline. Every assignment carries its own number, so what an applier wrote names the line.
+values with inner blanks or quotes or a trailing comment, lines without ``=``, lines around systemd's 1 MiB
+limit, CRLF, a last line without a newline. Every assignment carries its own number, so what an applier
+wrote names the line.
 """
 
 import os
@@ -70,7 +71,8 @@ def _line(draw, counter):
     if kind == "invalid":
         return draw(st.sampled_from(KEYS + ["garbage", "= 5", "=vm.swappiness=9"]))
     if kind == "long":
-        return "# " + "x" * draw(st.sampled_from((200, 5000)))
+        # 1048575 bytes is the longest line systemd-sysctl reads; one more and it stops reading the file.
+        return "# " + "x" * draw(st.sampled_from((200, 5000, 5000, 1048573, 1048574)))
     return _blank(draw)
 
 
