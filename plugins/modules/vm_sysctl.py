@@ -75,7 +75,8 @@ options:
       - The drop-in, as a path on the target (inside O(config_root)).
       - Must be a C(.conf) file directly in one of the directories systemd-sysctl and
         C(sysctl --system) read; files elsewhere, and C(/etc/sysctl.conf), are refused because
-        they are either never applied at boot or applied by only one of the two.
+        they are either never applied at boot or applied by only one of the two. A name with a control character
+        (a newline, an escape) is refused.
       - The name decides its place in the lexical order; a name sorting late (for example
         C(60-) is later than the usual C(50-) vendor files) lets the baseline win.
     type: path

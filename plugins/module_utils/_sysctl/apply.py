@@ -61,6 +61,9 @@ def check_file_option(path: str) -> str:
     if not os.path.isabs(path) or norm != path.rstrip("/"):
         raise SysctlFailure("file %s must be an absolute, normalized path" % path)
     directory, name = os.path.split(norm)
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        # Both appliers would read it, but a newline or escape in a name garbles every log and listing that shows it.
+        raise SysctlFailure("file %r has a control character in its name" % path)
     if directory not in SYSCTL_DIRS or not name.endswith(".conf") or name.startswith(".") or len(name) < 6:
         raise SysctlFailure("file %s is not a visible *.conf file directly in one of %s; systemd-sysctl "
                             "and sysctl --system would not both apply it at boot" % (path, ", ".join(SYSCTL_DIRS)))

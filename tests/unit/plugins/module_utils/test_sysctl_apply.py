@@ -225,3 +225,24 @@ def test_diffs_show_mode_and_removal():
     entries = diffs("/x.conf", "a = 1\n", None, 0o644, {"vm.a": "1"}, {"vm.a": "2"}, "/proc/")
     assert entries[0]["after_header"] == "/x.conf (removed)"
     assert entries[1]["before"] == "vm.a = 1\n" and entries[1]["after_header"] == "running kernel (/proc/sys/vm)"
+
+
+@pytest.mark.parametrize("path, accepted", [
+    ("/etc/sysctl.d/60-memfrag.conf", True),
+    ("/usr/lib/sysctl.d/99-x.conf", True),
+    ("/etc/sysctl.d/60-mem\nfrag.conf", False),  # a control character
+    ("/etc/sysctl.d/60-mem\x1b[31mfrag.conf", False),
+    ("/etc/sysctl.conf", False),  # read by procps only
+    ("/etc/sysctl.d/sub/60-memfrag.conf", False),  # not directly in the directory
+    ("/etc/sysctl.d/../sysctl.d/60-memfrag.conf", False),  # not normalized
+    ("etc/sysctl.d/60-memfrag.conf", False),  # relative
+    ("/etc/sysctl.d/.60-memfrag.conf", False),  # hidden
+    ("/etc/sysctl.d/60-memfrag.cnf", False),  # not *.conf: never read
+    ("/etc/sysctl.d/.conf", False),
+])
+def test_file_option(path, accepted):
+    if accepted:
+        assert apply_mod.check_file_option(path) == path
+    else:
+        with pytest.raises(SysctlFailure):
+            apply_mod.check_file_option(path)
