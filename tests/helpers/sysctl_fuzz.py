@@ -23,7 +23,7 @@ from helpers import sysctl_oracle as oracle
 KEYS = ["vm." + key for key in oracle.VM_KEYS]
 PLACES = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 NAMES = ("10-a.conf", "50-b.conf", "60-memfrag.conf", "99-sysctl.conf", "Z.conf", ".h.conf", "50-b.conf.bak",
-         "README", ".conf", "[1]0-a.conf", "*.conf", "5?-b.conf")
+         "README", ".conf", "[1]0-a.conf", "*.conf", "5?-b.conf", "1\\0-a.conf", "{10-a,Z}.conf")
 GLOBS = ("vm.swap*", "vm.*", "vm.dirty_*", "vm.*ratio", "vm.?wappiness", "vm.[ds]*", "vm/dirty_*", "vm*",
          "vm.*_ratio", "vm.dirty_[b]*", "v?.swappiness", "vm.[!d]*", "vm.swap[", "vm.{swap,dirty}*")
 

@@ -17,7 +17,8 @@ Where they differ (so the winner is reported per applier):
 
 - systemd skips hidden names; procps reads them, and passes each path through ``glob()`` with
   braces, so a file named ``50-*.conf`` makes it read every match instead (and stops at the first
-  match it cannot open); procps then reads /etc/sysctl.conf last when it is a regular file;
+  match it cannot open), and one named ``1\\x.conf`` reads ``1x.conf`` when that exists; procps then
+  reads /etc/sysctl.conf last when it is a regular file;
 - systemd keeps one entry per key: a later line replaces an earlier one (one with the same value
   text keeps the earlier's place), an exclusion ``-key`` replaces it too, so the key is not written
   at all; globs then skip every key that has an entry. procps writes every line in order (the last
@@ -136,10 +137,27 @@ def _has_magic(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern or ("[" in pattern and "]" in pattern[pattern.index("["):])
 
 
+def _unescape(pattern: str) -> str:
+    # glob(3) without GLOB_NOESCAPE: a backslash quotes the character after it.
+    out = []
+    index = 0
+    while index < len(pattern):
+        if pattern[index] == "\\" and index + 1 < len(pattern):
+            index += 1
+        out.append(pattern[index])
+        index += 1
+    return "".join(out)
+
+
 def _name_glob(pattern: str, names: t.Iterable[str], nocheck: bool) -> t.List[str]:
     """glob(3) of one directory entry name: matches in byte order; leading dots only matched literally."""
     if not _has_magic(pattern):
-        return [pattern] if nocheck or pattern in names else []
+        # Without wildcards glob() looks the unquoted name up (``1\\x.conf`` reads ``1x.conf`` when that
+        # exists) and, with GLOB_NOCHECK, hands back the pattern as written when it does not.
+        literal = _unescape(pattern)
+        if literal in names:
+            return [literal]
+        return [pattern] if nocheck else []
     regex = _glob_regex(pattern)
     found = sorted((n for n in names if regex.match(n) and (not n.startswith(".") or pattern.startswith("."))),
                    key=os.fsencode)
