@@ -30,6 +30,28 @@ XFS = "XFS: possible memory allocation deadlock in kmem_alloc (mode:0x250)"
 RELEASE = "4.18.0-513.el8.x86_64"
 
 
+def compression_bomb(path, first, log_member, size=256 * 1024 * 1024):
+    """A .tar.gz whose ``log_member`` holds ``size`` zeros (256 MiB compress to about 250 KiB), after one real
+    member ``first`` = (name, bytes)."""
+    class Zeros(object):
+        left = size
+
+        def read(self, count):
+            count = min(count, self.left)
+            self.left -= count
+            return b"\0" * count
+
+    with gzip.open(path, "wb", compresslevel=1) as raw:
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            info = tarfile.TarInfo(first[0])
+            info.size = len(first[1])
+            tar.addfile(info, io.BytesIO(first[1]))
+            info = tarfile.TarInfo(log_member)
+            info.size = size
+            tar.addfile(info, Zeros())
+    return path
+
+
 def _syslog_stamp(stamp):  # syslog writes local time
     return time.strftime("%b %e %H:%M:%S", time.localtime(stamp))
 
@@ -375,27 +397,8 @@ def _hostile(tmp_path):
         "fifo.tar.gz": [special("sosreport-h/var/log/syslog", tarfile.FIFOTYPE)],
     }
     paths = dict((name, archive(name, members)) for name, members in cases.items())
-    # A compression bomb: 256 MiB of zeros in a log member compress to about 250 KiB.
-    bomb = str(tmp_path / "bomb.tar.gz")
-    size = 256 * 1024 * 1024
-    with gzip.open(bomb, "wb", compresslevel=1) as raw:
-        with tarfile.open(fileobj=raw, mode="w") as tar:
-            info = tarfile.TarInfo("sosreport-h/proc/buddyinfo")
-            info.size = len(buddyinfo)
-            tar.addfile(info, io.BytesIO(buddyinfo))
-            info = tarfile.TarInfo("sosreport-h/var/log/messages")
-            info.size = size
-
-            class Zeros(object):
-                left = size
-
-                def read(self, count):
-                    count = min(count, self.left)
-                    self.left -= count
-                    return b"\0" * count
-
-            tar.addfile(info, Zeros())
-    paths["bomb.tar.gz"] = bomb
+    paths["bomb.tar.gz"] = compression_bomb(str(tmp_path / "bomb.tar.gz"), ("sosreport-h/proc/buddyinfo", buddyinfo),
+                                            "sosreport-h/var/log/messages")
     return outside, paths
 
 
@@ -641,26 +644,8 @@ def test_hostile_supportconfig_archives_are_refused_or_skipped(run_playbook, tmp
         (tarfile.TarInfo(str(outside / "absolute.txt")), b"x\n"),
         (tarfile.TarInfo(top + "/../outside/messages-20230301.txt"), b"x\n"),
     ])
-    # 256 MiB of zeros in messages.txt compress to about 250 KiB.
-    bomb = str(tmp_path / "scc_bomb_230305_1011.tgz")
-    size = 256 * 1024 * 1024
-    with gzip.open(bomb, "wb", compresslevel=1) as raw:
-        with tarfile.open(fileobj=raw, mode="w") as tar:
-            info = tarfile.TarInfo("scc_bomb_230305_1011/basic-environment.txt")
-            info.size = len(basic)
-            tar.addfile(info, io.BytesIO(basic))
-            info = tarfile.TarInfo("scc_bomb_230305_1011/messages.txt")
-            info.size = size
-
-            class Zeros(object):
-                left = size
-
-                def read(self, count):
-                    count = min(count, self.left)
-                    self.left -= count
-                    return b"\0" * count
-
-            tar.addfile(info, Zeros())
+    bomb = compression_bomb(str(tmp_path / "scc_bomb_230305_1011.tgz"),
+                            ("scc_bomb_230305_1011/basic-environment.txt", basic), "scc_bomb_230305_1011/messages.txt")
     work = tmp_path / "work"
     work.mkdir()
     run = run_playbook(PLAYBOOK, extra_vars={"archive_paths": [hostile, bomb], "archive_work_dir": str(work),
