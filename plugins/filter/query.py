@@ -9,32 +9,14 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.memfrag.linux.plugins.plugin_utils._plain import TooDeep, plain
+
 try:
     import jmespath
     from jmespath.exceptions import JMESPathError
 except ImportError:  # reported when the filter is used, not when the collection loads
     jmespath = None
     JMESPathError = Exception
-
-
-def _plain(value: t.Any, depth: int = 0) -> t.Any:
-    """Copy ``value`` into builtin types: jmespath's type checks reject the str/dict/list subclasses
-    Ansible uses for templated and tagged data (its functions compare type names)."""
-    if depth > 100:
-        raise AnsibleFilterError("query: data nested more than 100 levels deep")
-    if isinstance(value, dict):
-        return dict((str(k), _plain(v, depth + 1)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, depth + 1) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    return value
 
 
 def query(data: t.Any, expression: str) -> t.Any:
@@ -52,7 +34,11 @@ def query(data: t.Any, expression: str) -> t.Any:
     except JMESPathError as exc:
         raise AnsibleFilterError("query: invalid JMESPath expression %r: %s" % (shown, exc))
     try:
-        return compiled.search(_plain(data))
+        data = plain(data, 100, cut=False)
+    except TooDeep:
+        raise AnsibleFilterError("query: data nested more than 100 levels deep")
+    try:
+        return compiled.search(data)
     except RecursionError:
         raise AnsibleFilterError("query: JMESPath expression %r is nested too deeply for the data" % shown)
     except JMESPathError as exc:

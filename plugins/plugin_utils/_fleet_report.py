@@ -23,6 +23,7 @@ import typing as t
 from collections.abc import Mapping
 
 from ansible_collections.memfrag.linux.plugins.module_utils._findings.judge import SEVERITY_RANK
+from ansible_collections.memfrag.linux.plugins.plugin_utils._plain import plain as to_plain
 from ansible_collections.memfrag.linux.plugins.module_utils._kernel_log.kinds import KINDS as LOG_KINDS
 
 # Report rows worst first: a host without data sorts between warning and ok (where "info" ranks).
@@ -41,28 +42,9 @@ __all__ = ["LOG_KINDS", "REPORT_SEVERITIES", "SEVERITY_VALUE", "fleet_overview",
 _MAX_DEPTH = 32  # data nested deeper than this is cut: no memfrag role sets such a shape
 
 
-def plain(value: t.Any, depth: int = 0) -> t.Any:
-    """A copy made of plain dict, list, str, int, float, bool and None.
-
-    Host variables come as ansible-core's own types (lazy templating containers and tagged strings on 2.19,
-    unsafe text on 2.16); what the report keeps is written as JSON and must not carry them."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if depth >= _MAX_DEPTH:
-        return None
-    if isinstance(value, Mapping):
-        return dict((str(k), plain(v, depth + 1)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [plain(v, depth + 1) for v in value]
-    return str(value)
+def plain(value: t.Any) -> t.Any:
+    """A plain copy of host data for the report's JSON (plugin_utils/_plain.py)."""
+    return to_plain(value, _MAX_DEPTH)
 
 
 def _norm_tunable(name: str) -> str:

@@ -49,3 +49,16 @@ def test_query_without_jmespath(monkeypatch):
     with pytest.raises(AnsibleFilterError) as info:
         query_plugin.query(FACTS, "a")
     assert "jmespath Python package is not installed" in str(info.value)
+
+
+def _nested(levels):
+    data = "leaf"
+    for _level in range(levels):
+        data = {"a": data}
+    return data
+
+
+def test_data_nested_too_deep_is_a_clear_error_not_a_cut():
+    assert query_plugin.query(_nested(50), "a.a.a") == _nested(47)
+    with pytest.raises(AnsibleFilterError, match="nested more than 100 levels deep"):
+        query_plugin.query(_nested(150), "a")
