@@ -56,13 +56,19 @@ def copy_fixture(root: str) -> str:
     return root
 
 
-def write(root: str, relative: str, content) -> str:
+def _cleared(root: str, relative: str) -> str:
+    """``root/relative`` with nothing there (its parent made), ready for a new node."""
     path = os.path.join(root, relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
     elif os.path.lexists(path):
         os.unlink(path)
+    return path
+
+
+def write(root: str, relative: str, content) -> str:
+    path = _cleared(root, relative)
     with open(path, "wb") as handle:
         handle.write(content.encode("utf-8", "surrogateescape") if isinstance(content, str) else content)
     return path
@@ -70,12 +76,7 @@ def write(root: str, relative: str, content) -> str:
 
 def place(root: str, relative: str, kind: str, outside: str) -> str:
     """Replace ``root/relative`` with a node of ``kind``; ``outside`` is a regular file outside the root."""
-    path = os.path.join(root, relative)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)
+    path = _cleared(root, relative)
     if kind == FIFO:
         os.mkfifo(path)
     elif kind == CHAR_DEVICE:
